@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs uniwav and what it needs on a fresh machine. Usage: bash install.sh [--dev]
+#   - espeak-ng + fortunes-min (Debian/Ubuntu packages) for the built-in demo corpus
+#   - torch: kept if already installed (install your CUDA build first); else the CPU build torch==2.13.0
+#   - uniwav itself, editable, with the dev extra (pytest) when --dev is given
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+extra=""
+[ "${1:-}" = "--dev" ] && extra="[dev]"
+
+if ! command -v espeak-ng >/dev/null 2>&1 || ! ls /usr/share/games/fortunes/fortunes >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq espeak-ng fortunes-min >/dev/null
+  else
+    echo "install.sh: please install espeak-ng and a fortunes package yourself (e.g. brew install espeak-ng fortune);" \
+         "they are only needed for the demo corpus" >&2
+  fi
+fi
+
+if ! $PY -c "import torch" >/dev/null 2>&1; then
+  $PY -m pip install -q "torch==${UNIWAV_TORCH_VERSION:-2.13.0}"
+fi
+$PY -m pip install -q -e ".${extra}"
+echo "install.sh: uniwav installed ($($PY -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,5 @@
+import sys
+
+from uniwav.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``uniwav`` command: one subcommand per module."""

@@ -1,0 +1,72 @@
+"""``uniwav <subcommand> ...``: every subcommand lives in its own module with ``add_parser`` and ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# name -> module (imported lazily, so `uniwav --help` is fast)
+SUBCOMMANDS = {
+    "prepare": "uniwav.cli.prepare",
+    "pretrain": "uniwav.cli.pretrain",
+    "export": "uniwav.cli.export",
+    "demo": "uniwav.cli.demo",
+}
+
+HELP = {
+    "prepare": "prepare a corpus: your own folder, LibriSpeech, LibriLight, or the built-in espeak-ng demo",
+    "pretrain": "pre-train (or resume) UniWav: encoder + flow-matching decoder, jointly",
+    "export": "export a run to config.json + model.safetensors for UniWav.from_pretrained",
+    "demo": "the whole pipeline on the built-in demo corpus",
+}
+
+
+def _known_errors():
+    from uniwav.checkpoint import CheckpointError
+    from uniwav.config import ConfigError
+    from uniwav.data.audio import AudioError
+    from uniwav.data.manifests import DataError
+    from uniwav.data.prepare_demo import DemoError
+
+    return (CheckpointError, ConfigError, AudioError, DataError, DemoError, FileNotFoundError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from uniwav import __version__
+
+    parser = argparse.ArgumentParser(prog="uniwav", description="UniWav: one speech model for recognition and generation.")
+    parser.add_argument("--version", action="version", version=f"uniwav {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        sub.add_parser(name, help=HELP[name], add_help=False)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not argv or argv[0] not in SUBCOMMANDS:
+        parser = build_parser()
+        if not argv or argv[0] in ("-h", "--help"):
+            parser.print_help()
+            return 0
+        parser.parse_args(argv)  # prints usage + "invalid choice" and exits 2
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[argv[0]])
+    parser = argparse.ArgumentParser(prog=f"uniwav {argv[0]}", description=HELP[argv[0]])
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return module.run(args) or 0
+    except _known_errors() as e:
+        print(f"uniwav {argv[0]}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"uniwav {argv[0]}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""``uniwav prepare folder|demo|librispeech|librilight``."""
+
+from __future__ import annotations
+
+import time
+
+from uniwav.config import FeatureConfig
+
+
+def add_arguments(p):
+    sub = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    f = sub.add_parser("folder", help="your own corpus: DIR/<speaker>/<utt>.wav|.flac (+ <utt>.txt or DIR/transcripts.tsv)")
+    f.add_argument("--audio-dir", required=True)
+    f.add_argument("--test-speakers", help="comma-separated speaker folders for the test split (default: ~10%% of speakers)")
+    f.add_argument("--dev-speakers", help="comma-separated speaker folders for the dev split (default: ~5%% of speakers)")
+    f.add_argument("--splits", help="TSV of utt_id<TAB>train|dev|test fixing every utterance's split")
+    f.add_argument("--seed", type=int, default=0, help="seed of the default speaker split")
+    d = sub.add_parser("demo", help="the built-in demo corpus, synthesised offline with espeak-ng")
+    d.add_argument("--minutes", type=float, default=45.0)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--speakers", type=int, default=48)
+    for name, helptext in (("librispeech", "a local LibriSpeech copy (lhotse recipe)"), ("librilight", "a local LibriLight copy (lhotse recipe)")):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("--corpus-dir", required=True)
+    for s in (f, d) + tuple(sub.choices[n] for n in ("librispeech", "librilight")):
+        s.add_argument("--out", required=True, help="output data folder")
+        s.add_argument("--sample-rate", type=int, default=16000)
+        s.add_argument("--jobs", type=int, default=2, help="parallel processes")
+
+
+def _split_list(value):
+    return [s.strip() for s in value.split(",") if s.strip()] if value else None
+
+
+def run(args):
+    from uniwav.data.stats import ensure_stats
+
+    t0 = time.time()
+    report = None
+    if args.source == "folder":
+        from uniwav.data.prepare_folder import prepare_folder
+
+        report = prepare_folder(args.audio_dir, args.out, args.sample_rate, _split_list(args.test_speakers), _split_list(args.dev_speakers),
+                                args.splits, seed=args.seed, num_workers=args.jobs)
+    elif args.source == "demo":
+        from uniwav.data.prepare_demo import prepare_demo
+
+        report = prepare_demo(args.out, minutes=args.minutes, seed=args.seed, num_speakers=args.speakers,
+                              sample_rate=args.sample_rate, num_workers=args.jobs)
+    elif args.source == "librispeech":
+        from uniwav.data.prepare_corpora import prepare_librispeech_dir
+
+        print(prepare_librispeech_dir(args.corpus_dir, args.out, args.jobs))
+    else:
+        from uniwav.data.prepare_corpora import prepare_librilight_dir
+
+        print(prepare_librilight_dir(args.corpus_dir, args.out, args.jobs))
+    if report is not None:
+        print(f"prepared {args.out}:\n{report.summary()}")
+    ensure_stats(args.out, FeatureConfig(sample_rate=args.sample_rate, fmax=min(8000.0, args.sample_rate / 2)))
+    print(f"done in {time.time() - t0:.1f} s")

@@ -1,0 +1,279 @@
+"""Typed configuration: dataclasses + YAML presets + dotted command-line overrides.
+
+Every default of METHOD.md is a field here. A config is resolved once (preset file,
+then ``key=value`` overrides), validated by type, and saved beside every run and
+inside every checkpoint. Typos are errors that suggest the closest key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, List, Optional, Type, TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used, with a message naming the key or file."""
+
+
+@dataclass
+class FeatureConfig:
+    """The one log-mel front end shared by encoder input, decoder target, vocoder and evaluation."""
+
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    win_length: int = 1024
+    hop_length: int = 320  # 50 frames/s at 16 kHz
+    window: str = "hann"
+    n_mels: int = 80
+    fmin: float = 0.0
+    fmax: Optional[float] = 8000.0
+    mel_scale: str = "slaney"  # "slaney" or "htk"
+    mel_norm: Optional[str] = "slaney"  # "slaney" or None
+    power: float = 1.0  # 1 = magnitude mel (as Vocos), 2 = power mel
+    log_floor: float = 1e-5
+    center: bool = True
+    # Dataset-level per-bin statistics of the log-mel, filled by `uniwav prepare`.
+    norm_mean: Optional[List[float]] = None
+    norm_std: Optional[List[float]] = None
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def validate(self) -> None:
+        if not 0 < self.hop_length <= self.win_length <= self.n_fft:
+            raise ConfigError(
+                f"features: need 0 < hop_length ({self.hop_length}) <= win_length ({self.win_length}) <= n_fft ({self.n_fft})"
+            )
+        if self.mel_scale not in ("slaney", "htk"):
+            raise ConfigError(f"features.mel_scale must be 'slaney' or 'htk', got {self.mel_scale!r}")
+        if self.mel_norm not in (None, "slaney"):
+            raise ConfigError(f"features.mel_norm must be 'slaney' or null, got {self.mel_norm!r}")
+        fmax = self.fmax if self.fmax is not None else self.sample_rate / 2
+        if not 0 <= self.fmin < fmax <= self.sample_rate / 2:
+            raise ConfigError(f"features: need 0 <= fmin < fmax <= sample_rate/2, got {self.fmin}, {fmax}")
+        for name in ("norm_mean", "norm_std"):
+            value = getattr(self, name)
+            if value is not None and len(value) != self.n_mels:
+                raise ConfigError(f"features.{name} has {len(value)} values, expected n_mels={self.n_mels}")
+
+    def mel_fields(self) -> dict:
+        """The fields that define the mel itself (normalisation excluded): two front ends
+        with equal mel_fields produce the same spectrogram."""
+        d = dataclasses.asdict(self)
+        d.pop("norm_mean")
+        d.pop("norm_std")
+        return d
+
+    @classmethod
+    def vocos_24k(cls) -> "FeatureConfig":
+        """Matches the public 24 kHz Vocos mel vocoder (torchaudio MelSpectrogram defaults)."""
+        return cls(
+            sample_rate=24000, n_fft=1024, win_length=1024, hop_length=256, n_mels=100,
+            fmin=0.0, fmax=12000.0, mel_scale="htk", mel_norm=None, power=1.0, log_floor=1e-7,
+        )
+
+
+@dataclass
+class EncoderConfig:
+    dim: int = 768
+    layers: int = 12
+    heads: int = 12
+    ffn_dim: int = 3072
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    layer_drop: float = 0.0
+    pos_conv_kernel: int = 127  # odd, so that the convolution is centred
+    pos_conv_groups: int = 16
+    mask_prob: float = 0.8  # expected span starts = mask_prob * T / mask_span
+    mask_span: int = 10
+
+
+@dataclass
+class ClusteringConfig:
+    """DinoSR online clustering of the EMA teacher's top layers."""
+
+    top_layers: int = 8  # K
+    codebook_size: int = 256  # V
+    codebook_decay: float = 0.9
+    teacher_decay_start: float = 0.999
+    teacher_decay_end: float = 0.9999
+    teacher_anneal_steps: int = 30000
+
+
+@dataclass
+class DecoderConfig:
+    dim: int = 768
+    layers: int = 12  # even: U-Net skips pair layer i with layer L-1-i
+    heads: int = 12
+    ffn_dim: int = 3072
+    dropout: float = 0.1
+    pos_conv_kernel: int = 31
+    pos_conv_groups: int = 16
+    time_embed_dim: int = 256
+    sigma_min: float = 1e-5
+
+
+@dataclass
+class ModelConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    decoder_loss_weight: float = 1.0  # lambda in L = L_enc + lambda * L_dec; 0 = DinoSR alone
+
+    def validate(self) -> None:
+        self.features.validate()
+        e, c, d = self.encoder, self.clustering, self.decoder
+        if e.dim % e.heads or d.dim % d.heads:
+            raise ConfigError("encoder.dim / decoder.dim must be divisible by their heads")
+        if not 1 <= c.top_layers <= e.layers:
+            raise ConfigError(f"clustering.top_layers={c.top_layers} must be in 1..encoder.layers={e.layers}")
+        if d.layers % 2:
+            raise ConfigError(f"decoder.layers={d.layers} must be even (U-Net skips pair mirrored layers)")
+        if e.pos_conv_kernel % 2 == 0 or d.pos_conv_kernel % 2 == 0:
+            raise ConfigError("pos_conv_kernel must be odd")
+        if e.dim % e.pos_conv_groups or d.dim % d.pos_conv_groups:
+            raise ConfigError("dim must be divisible by pos_conv_groups")
+        if not 0 < c.codebook_decay < 1:
+            raise ConfigError("clustering.codebook_decay must be in (0, 1)")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-4
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
+    weight_decay: float = 0.01
+    warmup_steps: int = 32000
+    total_steps: int = 400000  # length of the schedule; --max-steps only stops early
+    final_lr_ratio: float = 0.0
+    grad_clip: float = 10.0
+
+
+@dataclass
+class DataConfig:
+    max_duration: float = 200.0  # seconds of audio per batch per process
+    crop_seconds: float = 15.0  # random crop of longer cuts
+    min_seconds: float = 1.0  # shorter cuts are dropped from pre-training
+    num_buckets: int = 20
+    num_workers: int = 2
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"  # "ddp", "fsdp", ...
+    precision: str = "auto"  # "auto" = bf16-mixed where the hardware has it, else 32-true
+    accumulate_grad_batches: int = 1
+    log_every: int = 10
+    sample_every: int = 500  # mel images, audio and layer weights to TensorBoard
+    checkpoint_every: int = 1000
+    max_bad_steps: int = 20  # consecutive non-finite steps before stopping
+
+
+@dataclass
+class PretrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 1234
+
+    def validate(self) -> None:
+        self.model.validate()
+        if self.optim.warmup_steps >= self.optim.total_steps:
+            raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
+
+
+# ---------------------------------------------------------------- loading and saving
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("uniwav.configs").iterdir() if p.name.endswith(".yaml"))
+
+
+def _preset_text(name_or_path: str) -> tuple[str, str]:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        return path.read_text(), str(path)
+    res = resources.files("uniwav.configs") / f"{name_or_path}.yaml"
+    if not res.is_file():
+        raise ConfigError(f"unknown config preset {name_or_path!r}; presets: {', '.join(preset_names())}, or a YAML file path")
+    return res.read_text(), f"preset {name_or_path}"
+
+
+def _all_keys(node, prefix="") -> list[str]:
+    out = []
+    for k, v in node.items():
+        key = f"{prefix}{k}"
+        out.append(key)
+        if OmegaConf.is_dict(v):
+            out.extend(_all_keys(v, key + "."))
+    return out
+
+
+def _friendly(err: OmegaConfBaseException, schema, source: str) -> ConfigError:
+    full_key = getattr(err, "full_key", None) or ""
+    msg = str(err).splitlines()[0]
+    hint = ""
+    if full_key and "did you mean" not in msg.lower():
+        close = difflib.get_close_matches(str(full_key), _all_keys(schema), n=1, cutoff=0.6)
+        if close:
+            hint = f" (did you mean {close[0]!r}?)"
+    return ConfigError(f"{source}: {msg}{hint}" + (f" [key: {full_key}]" if full_key else ""))
+
+
+def load_config(cls: Type[T], preset: Optional[str] = None, overrides: Optional[list[str]] = None, base: Optional[dict] = None) -> T:
+    """Resolve a config: dataclass defaults <- ``base`` dict <- preset/YAML <- ``key=value`` overrides.
+
+    Raises ConfigError naming the bad key (with a suggestion) or value.
+    """
+    schema = OmegaConf.structured(cls)
+    cfg = schema
+    try:
+        if base is not None:
+            cfg = OmegaConf.merge(cfg, base)
+        if preset:
+            text, source = _preset_text(preset)
+            cfg = OmegaConf.merge(cfg, OmegaConf.create(text))
+    except OmegaConfBaseException as e:
+        raise _friendly(e, schema, source if preset else "config") from None
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form dotted.key=value")
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as e:
+            raise _friendly(e, schema, f"override {item!r}") from None
+    obj = OmegaConf.to_object(cfg)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+def to_dict(cfg) -> dict:
+    """Plain-Python (JSON/YAML-safe) dict of a config dataclass."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+
+
+def from_dict(cls: Type[T], data: dict) -> T:
+    return load_config(cls, base=data)
+
+
+def save_yaml(cfg, path) -> None:
+    from uniwav.utils import atomic_write_text
+
+    atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.structured(cfg)))

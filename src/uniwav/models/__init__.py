@@ -1,0 +1,1 @@
+"""Plain ``torch.nn`` model code: runs without the training framework."""

@@ -1,0 +1,26 @@
+"""Exponential moving average teacher."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def annealed_decay(step: int, start: float, end: float, anneal_steps: int) -> float:
+    """Linear anneal from ``start`` to ``end`` over ``anneal_steps`` updates, then held at ``end``."""
+    if anneal_steps <= 0 or step >= anneal_steps:
+        return end
+    return start + (end - start) * step / anneal_steps
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    """teacher <- decay * teacher + (1 - decay) * student, parameter by parameter (in the
+    teacher's dtype, float32); buffers are copied. Both modules must have the same structure."""
+    t_params = dict(teacher.named_parameters())
+    for name, p in student.named_parameters():
+        t = t_params[name]
+        t.mul_(decay).add_(p.detach().to(t.dtype), alpha=1.0 - decay)
+    t_bufs = dict(teacher.named_buffers())
+    for name, b in student.named_buffers():
+        t_bufs[name].copy_(b)

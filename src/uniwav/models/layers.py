@@ -1,0 +1,111 @@
+"""Transformer building blocks shared by the encoder and the decoder.
+
+Shapes: B batch, T frames, D width. ``padding_mask`` is bool [B, T], True at padded frames.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def lengths_to_padding_mask(lengths: torch.Tensor, max_len: Optional[int] = None) -> torch.Tensor:
+    """[B] lengths -> bool [B, T], True at padded frames."""
+    max_len = int(lengths.max()) if max_len is None else max_len
+    return torch.arange(max_len, device=lengths.device)[None] >= lengths[:, None]
+
+
+class ConvPositionalEmbedding(nn.Module):
+    """wav2vec 2.0's relative position embedding: a grouped convolution over time, added to x.
+    Padded frames are zeroed first, so valid frames never see padding."""
+
+    def __init__(self, dim: int, kernel: int, groups: int):
+        super().__init__()
+        self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=groups)
+        nn.init.normal_(self.conv.weight, mean=0.0, std=math.sqrt(4.0 / (kernel * dim)))
+        nn.init.zeros_(self.conv.bias)
+        self.conv = nn.utils.parametrizations.weight_norm(self.conv, name="weight", dim=2)
+
+    def forward(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        if padding_mask is not None:
+            x = x.masked_fill(padding_mask[..., None], 0.0)
+        return x + F.gelu(self.conv(x.transpose(1, 2)).transpose(1, 2))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        attn_mask = None if padding_mask is None else ~padding_mask[:, None, None, :]  # True = attend
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B, T, D))
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, dim: int, ffn_dim: int, dropout: float = 0.0):
+        super().__init__(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dim, dim))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block. Returns (output, feed-forward output before the residual add):
+    DinoSR's teacher targets are the latter."""
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float = 0.0, attention_dropout: float = 0.0):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads, attention_dropout)
+        self.ffn_norm = nn.LayerNorm(dim)
+        self.ffn = FeedForward(dim, ffn_dim, dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, padding_mask=None):
+        x = x + self.dropout(self.attn(self.attn_norm(x), padding_mask))
+        ffn_out = self.dropout(self.ffn(self.ffn_norm(x)))
+        return x + ffn_out, ffn_out
+
+
+class AdaLNBlock(nn.Module):
+    """Pre-LN block whose norms are modulated by a conditioning vector c [B, D] (DiT-style
+    shift/scale/gate, zero-initialised so each block starts as the identity)."""
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.attn = SelfAttention(dim, heads, dropout)
+        self.ffn_norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.ffn = FeedForward(dim, ffn_dim, dropout)
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        nn.init.zeros_(self.modulation[1].weight)
+        nn.init.zeros_(self.modulation[1].bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, c, padding_mask=None):
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c)[:, None].chunk(6, dim=-1)
+        h = self.attn_norm(x) * (1 + scale1) + shift1
+        x = x + gate1 * self.dropout(self.attn(h, padding_mask))
+        h = self.ffn_norm(x) * (1 + scale2) + shift2
+        return x + gate2 * self.dropout(self.ffn(h))
+
+
+class SinusoidalEmbedding(nn.Module):
+    """t [B] in [0, 1] -> [B, dim]."""
+
+    def __init__(self, dim: int, scale: float = 1000.0):
+        super().__init__()
+        self.dim, self.scale = dim, scale
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+        args = self.scale * t.float()[:, None] * freqs[None]
+        return torch.cat([args.sin(), args.cos()], dim=-1)

@@ -1,0 +1,1 @@
+"""Training on PyTorch Lightning: tasks (LightningModules), checkpoint I/O, logging callbacks."""
