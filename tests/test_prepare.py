@@ -162,3 +162,25 @@ def test_demo_corpus_generation(tmp_path):
     test_text = {c.supervisions[0].text for c in load_cuts(tmp_path / "a", "test")}
     assert not train_text & test_text  # test sentences are never read in training
     assert len({c.supervisions[0].speaker for c in train}) == 3
+
+
+def test_prepare_librispeech_layout(tmp_path):
+    from uniwav.data.prepare_corpora import prepare_librispeech_dir
+
+    root = tmp_path / "LibriSpeech"
+    for part, spk in (("train-clean-100", "19"), ("dev-clean", "84"), ("test-clean", "121")):
+        chapter = root / part / spk / "1000"
+        lines = []
+        for u in range(2):
+            utt = f"{spk}-1000-{u:04d}"
+            write_wav(chapter / f"{utt}.flac", tone(0.4, seed=u))
+            lines.append(f"{utt} HELLO WORLD NUMBER {u}")
+        (chapter / f"{spk}-1000.trans.txt").write_text("\n".join(lines) + "\n")
+    written = prepare_librispeech_dir(root, tmp_path / "data", num_jobs=1)
+    assert written == {"train": 2, "dev": 2, "test": 2}
+    test = load_cuts(tmp_path / "data", "test")
+    assert sorted(c.id for c in test) == ["121-1000-0000", "121-1000-0001"]
+    assert test["121-1000-0001"].supervisions[0].text == "hello world number"
+    assert test["121-1000-0001"].supervisions[0].speaker == "121"
+    with pytest.raises(DataError, match="no LibriSpeech parts"):
+        prepare_librispeech_dir(tmp_path / "data", tmp_path / "x")

@@ -149,3 +149,34 @@ def test_non_finite_gradients_skip_the_update(demo_data):
     next(task.model.decoder.parameters()).grad = torch.full_like(next(task.model.decoder.parameters()), float("inf"))
     with pytest.raises(RuntimeError, match="consecutive non-finite"), pytest.warns(UserWarning):
         task.on_before_optimizer_step(None)
+
+
+def test_ctrl_c_writes_a_checkpoint_and_the_run_resumes(demo_data, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "uniwav", "pretrain", "--data", str(demo_data), "--out", str(run), "--config", "tiny",
+           "--max-steps", "100000", "--no-progress", *SMALL_OVERRIDES, "trainer.checkpoint_every=100000", "trainer.sample_every=100000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and _event_bytes(run) < 2000:  # a few steps have been logged
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] >= 1
+    step = ckpt["global_step"]
+    pretrain(demo_data, run, None, [], max_steps=step + 2, progress=False)
+    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == step + 2
+
+
+def _event_bytes(run):
+    return sum(p.stat().st_size for p in (run / "tb").glob("events.*")) if (run / "tb").is_dir() else 0
+
+
+def test_collapse_is_warned_about(monkeypatch):
+    from uniwav.config import PretrainConfig, load_config
+
+    task = PretrainTask.from_config(load_config(PretrainConfig, "tiny", SMALL_OVERRIDES))
+    monkeypatch.setattr(PretrainTask, "global_step", property(lambda self: 500))
+    with pytest.warns(UserWarning, match="COLLAPSE"):
+        for _ in range(10):
+            task._check_collapse(torch.tensor([1.05, 40.0]))
