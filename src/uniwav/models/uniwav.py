@@ -4,16 +4,14 @@ decoder conditioned on a learned mix of the student's layers. Plain ``torch.nn``
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uniwav.config import ConfigError, ModelConfig, from_dict, to_dict
+from uniwav.config import ModelConfig
 from uniwav.features.mel import LogMel
 from uniwav.models.codebook import OnlineCodebooks, masked_instance_norm, perplexity
 from uniwav.models.decoder import FlowDecoder
@@ -21,9 +19,8 @@ from uniwav.models.ema import annealed_decay, ema_update
 from uniwav.models.encoder import Encoder, span_mask
 from uniwav.models.flow import masked_mse, ot_path, sample_noise, solve_ode
 from uniwav.models.layers import lengths_to_padding_mask
+from uniwav.models.pretrained import PretrainedMixin
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 
 
 @dataclass
@@ -37,7 +34,10 @@ class PretrainOutput:
     mask: torch.Tensor  # [B, T] masked frames
 
 
-class UniWav(nn.Module):
+class UniWav(PretrainedMixin, nn.Module):
+    model_type = "uniwav"
+    config_class = ModelConfig
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         cfg.validate()
@@ -167,54 +167,7 @@ class UniWav(nn.Module):
         x1 = solve_ode(lambda x, t: self.decoder(x, t, z, padding_mask), x0, nfe, method)
         return torch.where(mask[..., None], x1, feats)
 
-    # ------------------------------------------------------------------ weights
-
     def num_parameters(self) -> dict:
         count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
         return {"encoder": count(self.encoder) + count(self.heads) + self.layer_weights.numel(),
                 "decoder": count(self.decoder), "teacher (EMA, not trained)": count(self.teacher)}
-
-    def save_pretrained(self, out_dir) -> Path:
-        """config.json + model.safetensors (no optimizer, no training code needed to load)."""
-        from safetensors.torch import save_file
-
-        from uniwav.utils import atomic_path, atomic_write_text
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_path(out / WEIGHTS_NAME, suffix=".safetensors") as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt"})
-        atomic_write_text(out / CONFIG_NAME, json.dumps({"model": to_dict(self.cfg)}, indent=1))
-        return out
-
-    @classmethod
-    def from_pretrained(cls, path, map_location="cpu") -> "UniWav":
-        """Load an export folder (config.json + model.safetensors), a training run folder
-        (its last checkpoint), or a checkpoint file. Never unpickles code."""
-        from uniwav.checkpoint import CheckpointError, load_checkpoint
-
-        path = Path(path)
-        if (path / WEIGHTS_NAME).is_file():
-            from safetensors.torch import load_file
-
-            cfg_file = path / CONFIG_NAME
-            if not cfg_file.is_file():
-                raise CheckpointError(f"{cfg_file}: missing (an export folder needs config.json beside {WEIGHTS_NAME})")
-            cfg = from_dict(ModelConfig, json.loads(cfg_file.read_text())["model"])
-            state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
-        else:
-            ckpt_file = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
-            if path.is_dir() and not ckpt_file.is_file():
-                raise CheckpointError(f"{path}: neither an export folder ({WEIGHTS_NAME}) nor a run folder (checkpoints/last.ckpt)")
-            ckpt = load_checkpoint(ckpt_file, map_location)
-            try:
-                cfg = from_dict(ModelConfig, ckpt["hyper_parameters"]["config"]["model"])
-            except (KeyError, TypeError):
-                raise CheckpointError(f"{ckpt_file}: no UniWav model config inside (not a uniwav pre-training checkpoint?)") from None
-            state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-        model = cls(cfg)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise CheckpointError(f"{path}: weights do not match the config (missing: {missing[:5]}, unexpected: {unexpected[:5]})")
-        return model.eval()

@@ -1,0 +1,123 @@
+"""What every uniwav training run shares: the run folder, resume rules and the Lightning trainer.
+
+Run folder layout::
+
+    RUN/config.yaml            the fully resolved config (also inside every checkpoint)
+    RUN/checkpoints/last.ckpt  newest checkpoint (written atomically; resumed from automatically)
+    RUN/checkpoints/step*.ckpt the two newest periodic checkpoints
+    RUN/tb/                    TensorBoard logs (`tensorboard --logdir RUN/tb`)
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable, Optional, TypeVar
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from uniwav.config import ConfigError, TrainerConfig, load_config, save_yaml, to_dict
+from uniwav.training.checkpoint_io import SafeCheckpointIO
+
+T = TypeVar("T")
+
+# Keys that may change when a run is resumed (hardware and logging, not the experiment).
+RESUMABLE_CHANGES = ("trainer.", "data.num_workers")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def last_checkpoint(run_dir) -> Path:
+    return Path(run_dir) / "checkpoints" / "last.ckpt"
+
+
+def resolve_run_config(run_dir, cls: type, build: Callable[[], T]) -> tuple[T, bool]:
+    """(config, resuming). ``build()`` resolves what this invocation asks for. A new run saves it;
+    an existing run keeps its saved config and refuses any difference except hardware/logging keys."""
+    run_dir = Path(run_dir)
+    saved = run_dir / "config.yaml"
+    requested = build()
+    if not saved.is_file():
+        save_yaml(requested, saved)
+        return requested, False
+    cfg = load_config(cls, str(saved))
+    a, b = _flatten(to_dict(cfg)), _flatten(to_dict(requested))
+    differ = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_CHANGES)]
+    if differ:
+        raise ConfigError(
+            f"{run_dir} was started with a different config ({', '.join(differ[:6])} differ); resume it with its own "
+            f"config (only {', '.join(RESUMABLE_CHANGES)}* may change), or use a new --out folder"
+        )
+    cfg.trainer = requested.trainer
+    cfg.data.num_workers = requested.data.num_workers
+    return cfg, True
+
+
+def _precision(tc: TrainerConfig) -> str:
+    if tc.precision != "auto":
+        return tc.precision
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def _strategy(tc: TrainerConfig, find_unused_parameters: bool):
+    if tc.strategy in ("auto", "ddp"):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        single = tc.num_nodes == 1 and str(tc.devices) in ("auto", "1") and torch.cuda.device_count() <= 1
+        if tc.strategy == "auto" and single:
+            return "auto"
+        return DDPStrategy(find_unused_parameters=find_unused_parameters, checkpoint_io=SafeCheckpointIO())
+    return tc.strategy
+
+
+def build_trainer(run_dir, tc: TrainerConfig, *, grad_clip: float, max_steps: int, max_minutes: Optional[float] = None,
+                  callbacks: Optional[list] = None, progress: bool = True, find_unused_parameters: bool = False,
+                  summary: bool = True, val_every: Optional[int] = None) -> L.Trainer:
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    strategy = _strategy(tc, find_unused_parameters)
+    all_callbacks = [
+        ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", auto_insert_metric_name=False, every_n_train_steps=tc.checkpoint_every,
+                        save_last=True, save_top_k=2, monitor="step", mode="max"),
+        OnExceptionCheckpoint(dirpath=ckpt_dir, filename="last"),
+        LearningRateMonitor(logging_interval="step"),
+        *(callbacks or []),
+    ]
+    return L.Trainer(
+        default_root_dir=run_dir,
+        accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=strategy,
+        precision=_precision(tc),
+        max_steps=max_steps,
+        max_time=timedelta(minutes=max_minutes) if max_minutes is not None else None,
+        accumulate_grad_batches=tc.accumulate_grad_batches,
+        gradient_clip_val=grad_clip,
+        log_every_n_steps=tc.log_every,
+        logger=TensorBoardLogger(save_dir=str(run_dir), name="tb", version="", default_hp_metric=False),
+        callbacks=all_callbacks,
+        plugins=[SafeCheckpointIO()] if isinstance(strategy, str) else None,
+        enable_progress_bar=progress,
+        enable_model_summary=summary,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # our samplers shard by rank themselves
+        val_check_interval=val_every,
+        check_val_every_n_epoch=None if val_every else 1,
+        limit_val_batches=None if val_every else 0,
+    )
+
+
+def fit(trainer: L.Trainer, task: L.LightningModule, datamodule: L.LightningDataModule, run_dir) -> None:
+    """Fit, resuming from RUN/checkpoints/last.ckpt when present; always leaves a final last.ckpt."""
+    last = last_checkpoint(run_dir)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+    trainer.save_checkpoint(last, weights_only=False)
