@@ -196,6 +196,43 @@ class PretrainConfig:
             raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
 
 
+@dataclass
+class CTCModelConfig:
+    """Encoder + linear CTC head over characters (speech recognition and forced alignment)."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    vocab: List[str] = field(default_factory=list)  # index 0 is the CTC blank
+    mask_prob: float = 0.5  # span masking of time frames as augmentation (fine-tuning only)
+    mask_span: int = 10
+    channel_mask_prob: float = 0.1  # span masking of input channels
+    channel_mask_span: int = 16
+    final_dropout: float = 0.1
+
+    def validate(self) -> None:
+        self.features.validate()
+        if self.encoder.dim % self.encoder.heads:
+            raise ConfigError("encoder.dim must be divisible by encoder.heads")
+
+
+@dataclass
+class FinetuneASRConfig:
+    model: CTCModelConfig = field(default_factory=CTCModelConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, warmup_steps=150, total_steps=1500, grad_clip=5.0))
+    data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=1e6, min_seconds=0.0, num_buckets=5, num_workers=1))
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(checkpoint_every=250))
+    init: str = "none"  # the pre-trained model the encoder started from ("none" = random initialisation)
+    label_minutes: Optional[float] = None  # deterministic subset of the labelled training data
+    freeze_encoder_steps: int = 100  # train only the head for the first updates
+    val_every: int = 250
+    seed: int = 1234
+
+    def validate(self) -> None:
+        self.model.validate()
+        if self.optim.warmup_steps >= self.optim.total_steps:
+            raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
+
+
 # ---------------------------------------------------------------- loading and saving
 
 

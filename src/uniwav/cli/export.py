@@ -9,7 +9,16 @@ def add_arguments(p):
 
 
 def run(args):
+    from uniwav.checkpoint import CheckpointError
+    from uniwav.models.ctc import CTCModel
     from uniwav.models.uniwav import UniWav
 
-    out = UniWav.from_pretrained(args.run).save_pretrained(args.out)
-    print(f"exported to {out} (load with uniwav.UniWav.from_pretrained('{out}'))")
+    try:
+        model = UniWav.from_pretrained(args.run)
+    except CheckpointError as first:
+        try:
+            model = CTCModel.from_pretrained(args.run)
+        except CheckpointError:
+            raise first from None
+    out = model.save_pretrained(args.out)
+    print(f"exported to {out} (load with {type(model).__name__}.from_pretrained('{out}'))")

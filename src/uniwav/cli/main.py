@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
 # name -> module (imported lazily, so `uniwav --help` is fast)
@@ -12,13 +11,21 @@ SUBCOMMANDS = {
     "prepare": "uniwav.cli.prepare",
     "pretrain": "uniwav.cli.pretrain",
     "export": "uniwav.cli.export",
+    "finetune-asr": "uniwav.cli.finetune_asr",
+    "transcribe": "uniwav.cli.transcribe",
+    "align": "uniwav.cli.align",
+    "evaluate": "uniwav.cli.evaluate",
     "demo": "uniwav.cli.demo",
 }
 
 HELP = {
     "prepare": "prepare a corpus: your own folder, LibriSpeech, LibriLight, or the built-in espeak-ng demo",
     "pretrain": "pre-train (or resume) UniWav: encoder + flow-matching decoder, jointly",
-    "export": "export a run to config.json + model.safetensors for UniWav.from_pretrained",
+    "export": "export a run to config.json + model.safetensors (from_pretrained)",
+    "finetune-asr": "fine-tune a CTC recogniser from a pre-trained model (or from scratch)",
+    "transcribe": "transcribe audio files with a fine-tuned CTC model",
+    "align": "CTC forced alignment of a prepared corpus (feeds text-to-speech)",
+    "evaluate": "evaluate a model on a prepared split (asr: WER/CER)",
     "demo": "the whole pipeline on the built-in demo corpus",
 }
 
@@ -29,8 +36,10 @@ def _known_errors():
     from uniwav.data.audio import AudioError
     from uniwav.data.manifests import DataError
     from uniwav.data.prepare_demo import DemoError
+    from uniwav.data.text import VocabularyError
+    from uniwav.inference.align import AlignmentError
 
-    return (CheckpointError, ConfigError, AudioError, DataError, DemoError, FileNotFoundError)
+    return (CheckpointError, ConfigError, AudioError, DataError, DemoError, VocabularyError, AlignmentError, FileNotFoundError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not argv or argv[0] not in SUBCOMMANDS:
         parser = build_parser()
         if not argv or argv[0] in ("-h", "--help"):

@@ -89,9 +89,12 @@ class Encoder(nn.Module):
         return self.input_proj(feats)
 
     def forward(self, feats: torch.Tensor, padding_mask: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
-                num_layers: Optional[int] = None) -> EncoderOutput:
-        """feats [B, T, F]; mask [B, T] bool (frames replaced by the mask embedding) or None."""
+                num_layers: Optional[int] = None, channel_mask: Optional[torch.Tensor] = None) -> EncoderOutput:
+        """feats [B, T, F]; mask [B, T] bool (frames replaced by the mask embedding) or None;
+        channel_mask [B, D] bool (projected input channels zeroed, fine-tuning augmentation) or None."""
         x = self.embed(feats)
+        if channel_mask is not None:
+            x = x.masked_fill(channel_mask[:, None, :], 0.0)
         if mask is not None:
             x = torch.where(mask[..., None], self.mask_embedding.to(x.dtype), x)
         hidden, ffn, final = self.context(self.dropout(x), padding_mask, num_layers)

@@ -56,8 +56,6 @@ class SampleLogger(L.Callback):
             e = model.cfg.encoder
             mask = span_mask(frames.cpu(), feats.shape[1], e.mask_prob, e.mask_span, gen).to(feats.device)
             m = infill_metrics(model, feats, frames, mask, self.nfe)
-            pl_module.log_dict({"decoder/infill_l1": m["infill_l1"], "decoder/mean_frame_l1": m["mean_frame_l1"]},
-                               on_step=True, on_epoch=False, batch_size=1, rank_zero_only=True)
             # codebook usage on the unmasked teacher targets of this fixed batch
             padding = lengths_to_padding_mask(frames, feats.shape[1])
             targets = model.teacher_targets(feats, padding)[:, ~padding]
@@ -66,6 +64,8 @@ class SampleLogger(L.Callback):
             counts = torch.zeros(idx.shape[0], V).scatter_add_(1, idx.cpu(), torch.ones(idx.shape, dtype=torch.float32))
             if tb is None:
                 return
+            tb.add_scalar("decoder/infill_l1", m["infill_l1"], step)
+            tb.add_scalar("decoder/mean_frame_l1", m["mean_frame_l1"], step)
             n = int(frames[0])
             target = model.features.denormalize(feats[:1, :n])
             infilled = model.features.denormalize(m["generated"][:1, :n])

@@ -1,0 +1,27 @@
+"""``uniwav evaluate asr --model M --data DATA --split test [--json OUT.json]``."""
+
+from __future__ import annotations
+
+import json
+
+
+def add_arguments(p):
+    sub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
+    a = sub.add_parser("asr", help="WER/CER of a CTC model on a prepared split")
+    a.add_argument("--model", required=True)
+    a.add_argument("--data", required=True)
+    a.add_argument("--split", default="test")
+    a.add_argument("--beam", type=int, default=1)
+    a.add_argument("--json", default=None, help="write {wer, cer, n, per_utterance} here")
+
+
+def run(args):
+    from uniwav.data.manifests import load_cuts
+    from uniwav.evaluation.asr import evaluate_asr
+    from uniwav.models.ctc import CTCModel
+    from uniwav.utils import atomic_write_text
+
+    result = evaluate_asr(CTCModel.from_pretrained(args.model), load_cuts(args.data, args.split), beam=args.beam)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=1))
+    print(f"{args.split}: WER {result['wer']:.4f}  CER {result['cer']:.4f}  ({result['n']} utterances)")

@@ -1,0 +1,1 @@
+"""Evaluation: error rates and per-utterance reports."""

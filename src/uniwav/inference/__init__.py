@@ -1,0 +1,1 @@
+"""Inference: CTC decoding, forced alignment, batched and chunked transcription."""

@@ -1,0 +1,80 @@
+"""Speech recognition model: the UniWav encoder with a linear CTC head over characters."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from uniwav.config import CTCModelConfig
+from uniwav.data.text import CharVocabulary
+from uniwav.features.mel import LogMel
+from uniwav.models.encoder import Encoder, span_mask
+from uniwav.models.layers import lengths_to_padding_mask
+from uniwav.models.pretrained import PretrainedMixin
+
+
+class CTCModel(PretrainedMixin, nn.Module):
+    """forward(feats [B, T, F], lengths [B]) -> float32 log-probabilities [B, T, V] (blank = 0)."""
+
+    model_type = "ctc"
+    config_class = CTCModelConfig
+
+    def __init__(self, cfg: CTCModelConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.vocab = CharVocabulary(cfg.vocab) if cfg.vocab else None
+        self.features = LogMel(cfg.features)
+        self.encoder = Encoder(cfg.encoder, cfg.features.n_mels)
+        self.dropout = nn.Dropout(cfg.final_dropout)
+        self.head = nn.Linear(cfg.encoder.dim, max(1, len(cfg.vocab)))
+
+    def draw_masks(self, lengths: torch.Tensor, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fine-tuning augmentation from the global RNG: time mask [B, T], channel mask [B, D]."""
+        c = self.cfg
+        B, D = lengths.shape[0], c.encoder.dim
+        time = span_mask(lengths, max_len, c.mask_prob, c.mask_span) if c.mask_prob > 0 else None
+        chan = None
+        if c.channel_mask_prob > 0:
+            chan = span_mask(torch.full((B,), D, device=lengths.device), D, c.channel_mask_prob, c.channel_mask_span)
+        return time, chan
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, time_mask: Optional[torch.Tensor] = None,
+                channel_mask: Optional[torch.Tensor] = None, freeze_encoder: bool = False) -> torch.Tensor:
+        padding_mask = lengths_to_padding_mask(lengths, feats.shape[1])
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_encoder):
+            hidden = self.encoder(feats, padding_mask, time_mask, channel_mask=channel_mask).final
+        return torch.log_softmax(self.head(self.dropout(hidden)).float(), dim=-1)
+
+    @torch.no_grad()
+    def log_probs(self, wav, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waveform(s) [S] or [B, S] (+ sample lengths) -> (log-probs [B, T, V], frame lengths [B])."""
+        device = self.head.weight.device
+        wav = torch.as_tensor(wav, dtype=torch.float32, device=device)
+        if wav.dim() == 1:
+            wav = wav[None]
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, device=device)
+        feats, frames = self.features(wav, lengths)
+        return self(feats, frames), frames
+
+    def transcribe(self, wavs, beam: int = 1, **kwargs) -> list[str] | str:
+        """One waveform (1-D, at features.sample_rate) -> text; a list of them -> list of texts.
+        Long inputs are chunked with overlap (see ``uniwav.inference.transcribe``)."""
+        from uniwav.inference.transcribe import transcribe
+
+        single = torch.is_tensor(wavs) and wavs.dim() == 1 or hasattr(wavs, "ndim") and getattr(wavs, "ndim") == 1
+        texts = transcribe(self, [wavs] if single else list(wavs), beam=beam, **kwargs)
+        return texts[0] if single else texts
+
+    def align(self, wav, text: str, utt_id: str = "?") -> list[tuple[str, float, float]]:
+        """Forced alignment of ``text`` to ``wav``: [(character, start seconds, end seconds), ...]."""
+        from uniwav.inference.align import forced_align
+
+        log_probs, frames = self.log_probs(wav)
+        tokens = self.vocab.encode(text, utt_id)
+        spans = forced_align(log_probs[0, : int(frames[0])].cpu().numpy(), tokens, utt_id=utt_id)
+        rate = self.cfg.features.frame_rate
+        return [(self.vocab.symbols[tok], start / rate, end / rate) for tok, (start, end) in zip(tokens, spans)]

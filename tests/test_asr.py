@@ -1,0 +1,161 @@
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from uniwav.config import CTCModelConfig, EncoderConfig, FeatureConfig
+from uniwav.data.batches import label_subset
+from uniwav.data.manifests import load_cuts
+from uniwav.data.text import BLANK, CharVocabulary, VocabularyError
+from uniwav.inference.align import AlignmentError, forced_align
+from uniwav.inference.ctc_decode import greedy_decode, prefix_beam_search, sequence_log_prob
+from uniwav.inference.transcribe import stitched_log_probs
+from uniwav.models.ctc import CTCModel
+
+from conftest import SMALL_OVERRIDES
+
+
+def small_ctc(vocab="abc "):
+    return CTCModel(CTCModelConfig(
+        features=FeatureConfig(n_mels=20),
+        encoder=EncoderConfig(dim=32, layers=2, heads=2, ffn_dim=64, dropout=0.0, attention_dropout=0.0, pos_conv_kernel=5, pos_conv_groups=4),
+        vocab=[BLANK] + sorted(vocab), final_dropout=0.0,
+    )).eval()
+
+
+def test_ctc_head_shapes_and_normalisation():
+    model = small_ctc()
+    lp, frames = model.log_probs(torch.randn(2, 16000), torch.tensor([16000, 8000]))
+    assert lp.shape == (2, 51, 5) and lp.dtype == torch.float32 and frames.tolist() == [51, 26]
+    torch.testing.assert_close(lp.exp().sum(-1), torch.ones(2, 51))
+
+
+def test_batched_equals_unbatched():
+    model = small_ctc()
+    a, b = torch.randn(16000), torch.randn(9000)
+    batch = torch.zeros(2, 16000)
+    batch[0], batch[1, :9000] = a, b
+    lp, frames = model.log_probs(batch, torch.tensor([16000, 9000]))
+    for i, w in enumerate((a, b)):
+        alone, n = model.log_probs(w)
+        torch.testing.assert_close(lp[i, : int(n[0])], alone[0], atol=1e-4, rtol=1e-4)
+
+
+def test_greedy_collapse_rules():
+    V = 4
+    path = [1, 1, 0, 1, 2, 2, 0, 0, 3, 0]
+    lp = np.log(np.full((len(path), V), 0.01))
+    lp[np.arange(len(path)), path] = np.log(0.97)
+    assert greedy_decode(lp) == [1, 1, 2, 3]  # repeats merge, a blank separates a true repeat
+
+
+def test_beam_is_at_least_as_good_as_greedy():
+    # two frames, P(blank) = 0.6, P(a) = 0.4: greedy says "" (0.36) but "a" has 0.4*0.4 + 2*0.4*0.6 = 0.64
+    lp = np.log(np.array([[0.6, 0.4], [0.6, 0.4]]))
+    assert greedy_decode(lp) == [] and prefix_beam_search(lp, beam=4) == [1]
+    assert sequence_log_prob(lp, [1]) == pytest.approx(np.log(0.64))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        logits = rng.normal(size=(12, 4)) * 2
+        lp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        g, b = greedy_decode(lp), prefix_beam_search(lp, beam=8)
+        assert sequence_log_prob(lp, b) >= sequence_log_prob(lp, g) - 1e-9
+
+
+def test_forced_alignment_recovers_a_planted_alignment():
+    rng = np.random.default_rng(1)
+    tokens = [3, 1, 1, 2]
+    planted = [0, 0, 3, 3, 3, 0, 1, 1, 0, 1, 2, 2, 2, 0]  # frame labels (0 = blank); the repeat needs a blank
+    lp = np.log(rng.uniform(0.01, 0.05, size=(len(planted), 4)))
+    lp[np.arange(len(planted)), planted] = np.log(0.9)
+    spans = forced_align(lp, tokens)
+    assert spans == [(2, 5), (6, 8), (9, 10), (10, 13)]
+    with pytest.raises(AlignmentError, match="utt9"):
+        forced_align(lp[:3], tokens, utt_id="utt9")
+
+
+def test_vocabulary_errors_name_the_utterance():
+    vocab = CharVocabulary.from_texts(["hello world"])
+    assert vocab.symbols[0] == BLANK and vocab.decode(vocab.encode("hello", "u1")) == "hello"
+    with pytest.raises(VocabularyError, match="utt7.*'z'"):
+        vocab.encode("hazel", "utt7")
+    with pytest.raises(VocabularyError, match="utt8: empty"):
+        vocab.encode("", "utt8")
+
+
+def test_chunked_log_probs_cover_the_whole_input():
+    model = small_ctc()
+    wav = np.random.default_rng(0).standard_normal(16000 * 5).astype(np.float32)
+    direct = model.log_probs(torch.from_numpy(wav))[0][0].numpy()
+    unchunked = stitched_log_probs(model, [wav], chunk_seconds=30.0)[0]
+    np.testing.assert_allclose(unchunked, direct, atol=1e-5)
+    chunked = stitched_log_probs(model, [wav, wav[:16000]], chunk_seconds=2.0, overlap_seconds=0.5)
+    assert chunked[0].shape == direct.shape and chunked[1].shape[0] == 51
+    # frames far from window edges see the same context both ways only approximately; the middle of
+    # the first window is identical up to its edge effects
+    assert np.abs(chunked[0][:20] - direct[:20]).max() < 1.0
+
+
+def test_label_subset_is_deterministic(demo_data):
+    cuts = load_cuts(demo_data, "train")
+    a, b = label_subset(cuts, 0.3, seed=0), label_subset(cuts, 0.3, seed=0)
+    assert [c.id for c in a] == [c.id for c in b]
+    total = sum(c.duration for c in a)
+    assert 18 <= total <= 18 + max(c.duration for c in cuts)
+    assert [c.id for c in label_subset(cuts, 0.3, seed=1)] != [c.id for c in a]
+
+
+ASR_OVERRIDES = [o for o in SMALL_OVERRIDES if o.startswith(("model.encoder.", "model.features.", "data.", "trainer.")) and "crop" not in o] + [
+    "optim.warmup_steps=2", "optim.total_steps=50", "val_every=3", "freeze_encoder_steps=100"]
+
+
+def test_finetune_from_pretrained_freezes_then_transcribes_aligns_and_evaluates(demo_data, tmp_path):
+    from uniwav.cli.main import main
+    from uniwav.models.uniwav import UniWav
+
+    assert main(["pretrain", "--data", str(demo_data), "--out", str(tmp_path / "pre"), "--max-steps", "2", "--no-progress", *SMALL_OVERRIDES]) == 0
+    asr = tmp_path / "asr"
+    overrides = [o for o in ASR_OVERRIDES if not o.startswith(("model.encoder.", "model.features."))]
+    assert main(["finetune-asr", "--init", str(tmp_path / "pre"), "--data", str(demo_data), "--out", str(asr), "--label-minutes", "0.5",
+                 "--max-steps", "4", "--no-progress", *overrides]) == 0
+    model = CTCModel.from_pretrained(asr)
+    pre = UniWav.from_pretrained(tmp_path / "pre")
+    for k, v in pre.encoder.state_dict().items():  # initialised from the pre-trained encoder, still frozen
+        assert torch.equal(model.encoder.state_dict()[k], v), k
+    assert model.cfg.features == pre.cfg.features
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(asr / "tb"))
+    events.Reload()
+    assert {"val/wer", "val/cer", "val/blank_ratio", "loss/ctc"} <= set(events.Tags()["scalars"])
+
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "asr", "--model", str(asr), "--data", str(demo_data), "--split", "test", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == {"wer", "cer", "n", "per_utterance"} and result["n"] == len(result["per_utterance"]) > 0
+    assert main(["align", "--model", str(asr), "--data", str(demo_data), "--out", str(tmp_path / "align"), "--splits", "test"]) == 0
+    with gzip.open(tmp_path / "align" / "test.jsonl.gz", "rt") as f:
+        rows = [json.loads(line) for line in f]
+    for row in rows:
+        assert len(row["spans"]) == len(row["text"])
+        starts = [s for s, _ in row["spans"]]
+        assert starts == sorted(starts) and row["spans"][-1][1] <= row["num_frames"]
+    wav = load_cuts(demo_data, "test")[0].load_audio()[0]
+    assert isinstance(model.transcribe(wav), str) and len(model.transcribe([wav, wav], beam=3)) == 2
+
+
+def test_finetune_from_scratch_learns(demo_data, tmp_path):
+    from uniwav.training.finetune_asr import finetune_asr
+
+    run = tmp_path / "scratch"
+    finetune_asr(demo_data, run, "none", None, ASR_OVERRIDES + ["freeze_encoder_steps=0", "optim.lr=2e-3", "model.mask_prob=0.0",
+                                                                "model.channel_mask_prob=0.0", "val_every=1000"],
+                 label_minutes=0.2, max_steps=40, progress=False)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    losses = [e.value for e in events.Scalars("loss/ctc")]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
