@@ -32,6 +32,22 @@ def test_ctc_head_shapes_and_normalisation():
     torch.testing.assert_close(lp.exp().sum(-1), torch.ones(2, 51))
 
 
+def test_probe_of_a_lower_layer_runs_only_the_layers_below():
+    from uniwav.config import ConfigError
+
+    model = small_ctc()
+    model.cfg.layer = 1
+    probe = CTCModel(model.cfg).eval()
+    calls = []
+    for block in probe.encoder.context.blocks:
+        block.register_forward_hook(lambda *a: calls.append(1))
+    lp, _ = probe.log_probs(torch.randn(8000))
+    assert lp.shape == (1, 26, 5) and len(calls) == 1
+    model.cfg.layer = 3
+    with pytest.raises(ConfigError, match="model.layer"):
+        CTCModel(model.cfg)
+
+
 def test_batched_equals_unbatched():
     model = small_ctc()
     a, b = torch.randn(16000), torch.randn(9000)

@@ -37,6 +37,12 @@ def test_cli_smoke_pretrain_export_and_tensorboard(demo_data, tmp_path, capsys):
         assert tag in tags["scalars"], tag
     assert "samples/mel_target_masked_infilled" in tags["images"] and "model/layer_mixer_weights" in tags["images"]
     assert "samples/infilled_griffinlim" in tags["audio"]
+    assert main(["evaluate", "infill", "--model", str(run), "--data", str(demo_data), "--split", "dev", "--nfe", "2",
+                 "--json", str(tmp_path / "infill.json")]) == 0
+    import json
+
+    infill = json.loads((tmp_path / "infill.json").read_text())
+    assert infill["masked_frames"] > 0 and infill["infill_l1"] > 0 and infill["mean_frame_l1"] > 0
     assert main(["export", str(run), "--out", str(tmp_path / "export")]) == 0
     model = UniWav.from_pretrained(tmp_path / "export")
     assert torch.equal(model.codebooks.codewords, UniWav.from_pretrained(run).codebooks.codewords)

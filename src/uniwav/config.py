@@ -208,11 +208,14 @@ class CTCModelConfig:
     channel_mask_prob: float = 0.1  # span masking of input channels
     channel_mask_span: int = 16
     final_dropout: float = 0.1
+    layer: Optional[int] = None  # encoder layer (1-based) feeding the head; None = the last (layers above it are not run)
 
     def validate(self) -> None:
         self.features.validate()
         if self.encoder.dim % self.encoder.heads:
             raise ConfigError("encoder.dim must be divisible by encoder.heads")
+        if self.layer is not None and not 1 <= self.layer <= self.encoder.layers:
+            raise ConfigError(f"model.layer={self.layer} must be in 1..encoder.layers={self.encoder.layers}")
 
 
 @dataclass

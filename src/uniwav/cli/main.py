@@ -25,7 +25,7 @@ HELP = {
     "finetune-asr": "fine-tune a CTC recogniser from a pre-trained model (or from scratch)",
     "transcribe": "transcribe audio files with a fine-tuned CTC model",
     "align": "CTC forced alignment of a prepared corpus (feeds text-to-speech)",
-    "evaluate": "evaluate a model on a prepared split (asr: WER/CER)",
+    "evaluate": "evaluate a model on a prepared split (asr: WER/CER; infill: decoder vs. mean frame)",
     "demo": "the whole pipeline on the built-in demo corpus",
 }
 

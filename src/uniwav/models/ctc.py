@@ -29,6 +29,7 @@ class CTCModel(PretrainedMixin, nn.Module):
         self.features = LogMel(cfg.features)
         self.encoder = Encoder(cfg.encoder, cfg.features.n_mels)
         self.dropout = nn.Dropout(cfg.final_dropout)
+        self.head_norm = nn.LayerNorm(cfg.encoder.dim) if cfg.layer is not None else nn.Identity()
         self.head = nn.Linear(cfg.encoder.dim, max(1, len(cfg.vocab)))
 
     def draw_masks(self, lengths: torch.Tensor, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,8 +46,9 @@ class CTCModel(PretrainedMixin, nn.Module):
                 channel_mask: Optional[torch.Tensor] = None, freeze_encoder: bool = False) -> torch.Tensor:
         padding_mask = lengths_to_padding_mask(lengths, feats.shape[1])
         with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_encoder):
-            hidden = self.encoder(feats, padding_mask, time_mask, channel_mask=channel_mask).final
-        return torch.log_softmax(self.head(self.dropout(hidden)).float(), dim=-1)
+            out = self.encoder(feats, padding_mask, time_mask, num_layers=self.cfg.layer, channel_mask=channel_mask)
+            hidden = out.final if self.cfg.layer is None else out.hidden[-1]
+        return torch.log_softmax(self.head(self.dropout(self.head_norm(hidden))).float(), dim=-1)
 
     @torch.no_grad()
     def log_probs(self, wav, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
