@@ -51,3 +51,11 @@ def test_loader_pads_audio_with_lengths(demo_data):
     for i, n in enumerate(lens.tolist()):
         assert audio[i, n:].abs().sum() == 0
     assert isinstance(cuts, CutSet)
+
+
+def test_lazy_manifests_stream_deterministically(demo_data):
+    cuts = load_cuts(demo_data, "train", lazy=True)
+    assert cuts.is_lazy
+    a = _ids(EndlessBatchSampler(cuts, 8.0, 2.0, 2, seed=5, min_seconds=0.5), 30)
+    assert a == _ids(EndlessBatchSampler(load_cuts(demo_data, "train", lazy=True), 8.0, 2.0, 2, seed=5, min_seconds=0.5), 30)
+    assert _ids(EndlessBatchSampler(cuts, 8.0, 2.0, 2, seed=5, start=12, min_seconds=0.5), 5) == a[12:17]

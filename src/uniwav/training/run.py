@@ -26,7 +26,7 @@ class PretrainData(L.LightningDataModule):
     def train_dataloader(self):
         t, d = self.trainer, self.cfg.data
         return pretrain_loader(
-            load_cuts(self.data_dir, "train"), d.max_duration, d.crop_seconds, d.num_buckets, self.cfg.seed,
+            load_cuts(self.data_dir, "train", lazy=True), d.max_duration, d.crop_seconds, d.num_buckets, self.cfg.seed,
             rank=t.global_rank, world_size=t.world_size, start=t.global_step * t.accumulate_grad_batches,
             num_workers=d.num_workers, min_seconds=d.min_seconds,
         )
