@@ -15,8 +15,9 @@ from conftest import small_model_config
 STEPS = 3
 
 
-def _config():
+def _config(init_from_data=False):
     cfg = small_model_config()
+    cfg.clustering.init_from_data = init_from_data
     cfg.decoder_loss_weight = 0.0  # flow noise is drawn per process; the encoder path is what is all-reduced
     return cfg
 
@@ -42,10 +43,10 @@ def _train(model, module, feats, lens, mask):
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(("teacher.", "codebooks."))}
 
 
-def _worker(rank, world, init_file, out_dir):
+def _worker(rank, world, init_file, out_dir, init_from_data=False):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    torch.manual_seed(0)
-    model = UniWav(_config())
+    torch.manual_seed(rank if init_from_data else 0)  # different RNG per rank: the data init must still agree
+    model = UniWav(_config(init_from_data))  # DDP broadcasts rank 0's parameters and buffers at wrap time
     ddp = DistributedDataParallel(model, find_unused_parameters=True)
     feats, lens, mask = _data()
     shard = slice(rank * 2, rank * 2 + 2)
@@ -68,3 +69,12 @@ def test_two_process_teacher_and_codebooks_match_single_process(tmp_path):
     torch.manual_seed(0)
     initial = UniWav(_config()).state_dict()
     assert not torch.equal(single["codebooks.codewords"], initial["codebooks.codewords"])  # the test exercised updates
+
+
+def test_two_process_data_initialised_codebooks_agree(tmp_path):
+    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path), True), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert bool(r0["codebooks.initialized"])
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), f"{k} differs between ranks"

@@ -117,6 +117,29 @@ def test_codebook_update_rule_with_empty_codewords():
     torch.testing.assert_close(a.codewords, b.codewords)
 
 
+def test_codebooks_initialised_from_data_once():
+    cb = OnlineCodebooks(num_codebooks=2, codebook_size=4, dim=3, decay=0.9, init_from_data=True)
+    assert not bool(cb.initialized)
+    cb.initialize_from(torch.randn(2, 3, 3))  # fewer vectors than codewords: wait for a bigger batch
+    assert not bool(cb.initialized)
+    x = torch.randn(2, 10, 3)
+    cb.initialize_from(x)
+    assert bool(cb.initialized) and "initialized" in cb.state_dict()
+    for k in range(2):
+        rows = {tuple(r.tolist()) for r in x[k]}
+        assert all(tuple(c.tolist()) in rows for c in cb.codewords[k])
+        assert len({tuple(c.tolist()) for c in cb.codewords[k]}) == 4  # distinct rows
+    torch.testing.assert_close(cb.sums, cb.codewords)
+    cfg = small_model_config()
+    cfg.clustering.init_from_data = True
+    model = UniWav(cfg)
+    feats, lens = padded_batch([40, 30], 20)
+    model.eval()(feats, lens)
+    assert not bool(model.codebooks.initialized)  # evaluation never initialises
+    model.train()(feats, lens)
+    assert bool(model.codebooks.initialized)
+
+
 def test_perplexity_detects_collapse():
     assert perplexity(torch.zeros(1, 100, dtype=torch.long), 16).item() == pytest.approx(1.0)
     assert perplexity(torch.arange(16).repeat(4)[None], 16).item() == pytest.approx(16.0, rel=1e-4)

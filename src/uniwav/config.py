@@ -105,6 +105,7 @@ class ClusteringConfig:
     top_layers: int = 8  # K
     codebook_size: int = 256  # V
     codebook_decay: float = 0.9
+    init_from_data: bool = False  # codewords start as target vectors of the first batch (not in DinoSR)
     teacher_decay_start: float = 0.999
     teacher_decay_end: float = 0.9999
     teacher_anneal_steps: int = 30000
@@ -225,8 +226,10 @@ class FinetuneASRConfig:
     data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=1e6, min_seconds=0.0, num_buckets=5, num_workers=1))
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(checkpoint_every=250))
     init: str = "none"  # the pre-trained model the encoder started from ("none" = random initialisation)
+    init_from: str = "student"  # which pre-trained Transformer: "student" or its EMA "teacher"
     label_minutes: Optional[float] = None  # deterministic subset of the labelled training data
     freeze_encoder_steps: int = 100  # train only the head for the first updates
+    encoder_lr_scale: float = 1.0  # the encoder's learning rate is optim.lr times this (the head's is optim.lr)
     val_every: int = 250
     seed: int = 1234
 
@@ -234,6 +237,8 @@ class FinetuneASRConfig:
         self.model.validate()
         if self.optim.warmup_steps >= self.optim.total_steps:
             raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
+        if self.init_from not in ("student", "teacher"):
+            raise ConfigError(f"init_from must be 'student' or 'teacher', got {self.init_from!r}")
 
 
 # ---------------------------------------------------------------- loading and saving

@@ -18,6 +18,8 @@ def add_arguments(p):
     f.add_argument("--data", required=True)
     f.add_argument("--split", default="dev")
     f.add_argument("--nfe", type=int, default=16)
+    f.add_argument("--method", default="midpoint", choices=["euler", "midpoint"],
+                   help="ODE solver; --nfe 1 --method euler gives the decoder's conditional-mean estimate")
     f.add_argument("--json", default=None)
 
 
@@ -41,8 +43,8 @@ def run_infill(args):
     from uniwav.models.uniwav import UniWav
     from uniwav.utils import atomic_write_text
 
-    result = evaluate_infill(UniWav.from_pretrained(args.model), load_cuts(args.data, args.split), nfe=args.nfe)
+    result = evaluate_infill(UniWav.from_pretrained(args.model), load_cuts(args.data, args.split), nfe=args.nfe, method=args.method)
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1))
-    print(f"{args.split}: masked-frame L1 {result['infill_l1']:.4f} (decoder, NFE {args.nfe}) vs {result['mean_frame_l1']:.4f} "
+    print(f"{args.split}: masked-frame L1 {result['infill_l1']:.4f} (decoder, NFE {args.nfe} {args.method}) vs {result['mean_frame_l1']:.4f} "
           f"(mean-frame baseline); {result['masked_frames']} masked frames in {result['n']} utterances")

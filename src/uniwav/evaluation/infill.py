@@ -8,7 +8,7 @@ from uniwav.models.encoder import span_mask
 
 
 @torch.no_grad()
-def evaluate_infill(model, cuts, nfe: int = 16, seed: int = 0, batch_size: int = 8) -> dict:
+def evaluate_infill(model, cuts, nfe: int = 16, seed: int = 0, batch_size: int = 8, method: str = "midpoint") -> dict:
     """Mask each utterance with the pre-training masking (seeded), regenerate the masked frames,
     and report the mean L1 on normalised log-mel over masked frames for the decoder and for the
     oracle mean frame of each utterance's masked frames (what a model that only knew the average
@@ -25,10 +25,10 @@ def evaluate_infill(model, cuts, nfe: int = 16, seed: int = 0, batch_size: int =
         batch = AudioBatches()[(k, CutSet.from_cuts(cuts[k: k + batch_size]))]
         feats, frames = model.features(batch["audio"], batch["audio_lens"])
         mask = span_mask(frames, feats.shape[1], e.mask_prob, e.mask_span, gen)
-        m = infill_metrics(model, feats, frames, mask, nfe=nfe, seed=seed + k)
+        m = infill_metrics(model, feats, frames, mask, nfe=nfe, seed=seed + k, method=method)
         n = int(m["mask"].sum())
         totals["infill"] += m["infill_l1"] * n
         totals["mean"] += m["mean_frame_l1"] * n
         totals["frames"] += n
     f = max(1, totals["frames"])
-    return {"infill_l1": totals["infill"] / f, "mean_frame_l1": totals["mean"] / f, "masked_frames": totals["frames"], "n": len(cuts), "nfe": nfe}
+    return {"infill_l1": totals["infill"] / f, "mean_frame_l1": totals["mean"] / f, "masked_frames": totals["frames"], "n": len(cuts), "nfe": nfe, "method": method}

@@ -35,15 +35,21 @@ class OnlineCodebooks(nn.Module):
         codeword_v = sums_v / counts_v
 
     Codewords that got no vector are left alone.
+
+    With ``init_from_data``, the codewords start as randomly chosen target vectors of the first
+    training batch (identical on every process) instead of random normal vectors: random
+    directions in a high-dimensional space are mostly never nearest to any target, which leaves
+    most codewords unused for the whole run.
     """
 
-    def __init__(self, num_codebooks: int, codebook_size: int, dim: int, decay: float):
+    def __init__(self, num_codebooks: int, codebook_size: int, dim: int, decay: float, init_from_data: bool = False):
         super().__init__()
         self.decay = decay
         codewords = torch.randn(num_codebooks, codebook_size, dim)
         self.register_buffer("codewords", codewords)
         self.register_buffer("sums", codewords.clone())
         self.register_buffer("counts", torch.ones(num_codebooks, codebook_size))
+        self.register_buffer("initialized", torch.tensor(not init_from_data))
         self._acc_sums: Optional[torch.Tensor] = None  # plain attributes: never broadcast, never saved
         self._acc_counts: Optional[torch.Tensor] = None
 
@@ -54,6 +60,21 @@ class OnlineCodebooks(nn.Module):
     @property
     def codebook_size(self) -> int:
         return self.codewords.shape[1]
+
+    @torch.no_grad()
+    def initialize_from(self, x: torch.Tensor) -> None:
+        """Codewords <- V distinct random rows of x [K, N, D] per codebook (rank 0's choice is broadcast)."""
+        K, V, D = self.codewords.shape
+        if x.shape[1] < V:
+            return  # too few vectors yet: try again with the next batch
+        picks = torch.stack([torch.randperm(x.shape[1], device="cpu")[:V] for _ in range(K)]).to(x.device)
+        chosen = torch.gather(x.float(), 1, picks[..., None].expand(K, V, D))
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.broadcast(chosen, src=0)
+        self.codewords.copy_(chosen)
+        self.sums.copy_(chosen)
+        self.counts.fill_(1.0)
+        self.initialized.fill_(True)
 
     @torch.no_grad()
     def assign(self, x: torch.Tensor) -> torch.Tensor:

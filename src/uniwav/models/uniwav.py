@@ -46,7 +46,7 @@ class UniWav(PretrainedMixin, nn.Module):
         self.features = LogMel(cfg.features)
         self.encoder = Encoder(e, cfg.features.n_mels)
         self.teacher = copy.deepcopy(self.encoder.context).requires_grad_(False)
-        self.codebooks = OnlineCodebooks(c.top_layers, c.codebook_size, e.dim, c.codebook_decay)
+        self.codebooks = OnlineCodebooks(c.top_layers, c.codebook_size, e.dim, c.codebook_decay, c.init_from_data)
         self.heads = nn.Linear(e.dim, c.top_layers * c.codebook_size)  # the K student heads, in one matmul
         self.layer_weights = nn.Parameter(torch.zeros(e.layers))
         self.decoder = FlowDecoder(cfg.decoder, cfg.features.n_mels, e.dim)
@@ -86,6 +86,8 @@ class UniWav(PretrainedMixin, nn.Module):
 
         targets_all = self.teacher_targets(feats, padding_mask)  # [K, B, T, D]
         tgt = targets_all[:, mask]  # [K, N, D]
+        if self.training and not bool(self.codebooks.initialized):
+            self.codebooks.initialize_from(tgt)
         idx = self.codebooks.assign(tgt)  # [K, N]
         if self.training:
             self.codebooks.accumulate(tgt, idx)

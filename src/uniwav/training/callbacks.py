@@ -11,12 +11,13 @@ from uniwav.training import plots
 
 
 @torch.no_grad()
-def infill_metrics(model, feats: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, nfe: int = 16, seed: int = 0) -> dict:
+def infill_metrics(model, feats: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, nfe: int = 16, seed: int = 0,
+                   method: str = "midpoint") -> dict:
     """Decoder infilling quality on masked frames: L1 of the infill vs. L1 of the oracle mean
     frame of the masked frames (per utterance), both on normalised log-mel."""
     padding = lengths_to_padding_mask(frames, feats.shape[1])
     mask = mask & ~padding
-    gen = model.infill(feats, mask, frames, nfe=nfe, seed=seed)
+    gen = model.infill(feats, mask, frames, nfe=nfe, seed=seed, method=method)
     m = mask[..., None].float()
     n = m.sum().clamp_min(1) * feats.shape[-1]
     l1 = ((gen - feats).abs() * m).sum() / n

@@ -85,8 +85,11 @@ class ASRTask(L.LightningModule):
 
     def configure_optimizers(self):
         o = self.cfg.optim
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        encoder = [p for p in self.model.encoder.parameters() if p.requires_grad]
+        ids = {id(p) for p in encoder}
+        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in ids]
+        groups = [{"params": rest, "lr": o.lr}, {"params": encoder, "lr": o.lr * self.cfg.encoder_lr_scale}]
+        optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
         def lr_lambda(step):
             return warmup_cosine(step, o.warmup_steps, o.total_steps, o.final_lr_ratio)
@@ -153,8 +156,11 @@ def finetune_asr(data_dir, run_dir, init: str = "none", preset: Optional[str] = 
     task = ASRTask(to_dict(cfg))
     if pretrained is not None and not resuming:
         task.model.encoder.load_state_dict(pretrained.encoder.state_dict())
+        if cfg.init_from == "teacher":
+            task.model.encoder.context.load_state_dict(pretrained.teacher.state_dict())
     n = len(training_cuts(data_dir, cfg))
-    print(f"fine-tuning CTC ({len(cfg.model.vocab)} symbols) from {init} on {n} labelled utterances", flush=True)
+    source = "random initialisation" if init == "none" else f"{init} ({cfg.init_from})"
+    print(f"fine-tuning CTC ({len(cfg.model.vocab)} symbols) from {source} on {n} labelled utterances", flush=True)
     trainer = build_trainer(run_dir, cfg.trainer, grad_clip=cfg.optim.grad_clip, val_every=cfg.val_every,
                             max_steps=max_steps if max_steps is not None else cfg.optim.total_steps,
                             max_minutes=max_minutes, progress=progress, summary=not resuming, find_unused_parameters=True)
