@@ -168,6 +168,12 @@ def test_codebooks_are_persistent_buffers_that_round_trip():
     for k, v in model.state_dict().items():
         assert torch.equal(v, other.state_dict()[k]), k
     assert model.codebooks.codewords.dtype == torch.float32
+    older = {k: v for k, v in state.items() if k != "codebooks.initialized"}  # written before that buffer existed
+    cfg = small_model_config()
+    cfg.clustering.init_from_data = True
+    fresh = UniWav(cfg)
+    fresh.load_state_dict(older)
+    assert bool(fresh.codebooks.initialized)  # its codebooks are in use: never re-initialised from data
 
 
 # ---------------------------------------------------------------- padding invariance

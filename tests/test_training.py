@@ -157,7 +157,8 @@ def test_non_finite_gradients_skip_the_update(demo_data):
         task.on_before_optimizer_step(None)
 
 
-def test_ctrl_c_writes_a_checkpoint_and_the_run_resumes(demo_data, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_writes_a_checkpoint_and_the_run_resumes(demo_data, tmp_path, sig):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "uniwav", "pretrain", "--data", str(demo_data), "--out", str(run), "--config", "tiny",
            "--max-steps", "100000", "--no-progress", *SMALL_OVERRIDES, "trainer.checkpoint_every=100000", "trainer.sample_every=100000"]
@@ -165,7 +166,7 @@ def test_ctrl_c_writes_a_checkpoint_and_the_run_resumes(demo_data, tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and _event_bytes(run) < 2000:  # a few steps have been logged
         time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     proc.wait(timeout=120)
     ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] >= 1

@@ -145,7 +145,7 @@ def finetune_asr(data_dir, run_dir, init: str = "none", preset: Optional[str] = 
             cfg.model.encoder = pretrained.cfg.encoder
         else:
             cfg.model.features = ensure_stats(data_dir, cfg.model.features)
-        if cfg.model.features.sample_rate != next(iter(load_cuts(data_dir, "train"))).sampling_rate:
+        if cfg.model.features.sample_rate != next(iter(load_cuts(data_dir, "train", lazy=True))).sampling_rate:
             raise ConfigError(f"{data_dir}: audio sample rate differs from the model's {cfg.model.features.sample_rate} Hz")
         cfg.model.vocab = CharVocabulary.from_texts(s.text for c in training_cuts(data_dir, cfg) for s in c.supervisions if s.text).symbols
         cfg.validate()

@@ -33,7 +33,7 @@ class PretrainData(L.LightningDataModule):
 
 
 def check_sample_rate(data_dir, sample_rate: int) -> None:
-    rate = next(iter(load_cuts(data_dir, "train"))).sampling_rate
+    rate = next(iter(load_cuts(data_dir, "train", lazy=True))).sampling_rate
     if rate != sample_rate:
         raise ConfigError(f"{data_dir}: audio is {rate} Hz but model.features.sample_rate is {sample_rate}; "
                           f"prepare the data with --sample-rate {sample_rate} or set model.features.sample_rate={rate}")
