@@ -101,17 +101,33 @@ def test_vocabulary_errors_name_the_utterance():
         vocab.encode("", "utt8")
 
 
-def test_chunked_log_probs_cover_the_whole_input():
+def test_chunked_log_probs_are_stitched_in_place(monkeypatch):
     model = small_ctc()
     wav = np.random.default_rng(0).standard_normal(16000 * 5).astype(np.float32)
     direct = model.log_probs(torch.from_numpy(wav))[0][0].numpy()
-    unchunked = stitched_log_probs(model, [wav], chunk_seconds=30.0)[0]
-    np.testing.assert_allclose(unchunked, direct, atol=1e-5)
-    chunked = stitched_log_probs(model, [wav, wav[:16000]], chunk_seconds=2.0, overlap_seconds=0.5)
-    assert chunked[0].shape == direct.shape and chunked[1].shape[0] == 51
-    # frames far from window edges see the same context both ways only approximately; the middle of
-    # the first window is identical up to its edge effects
-    assert np.abs(chunked[0][:20] - direct[:20]).max() < 1.0
+    np.testing.assert_allclose(stitched_log_probs(model, [wav], chunk_seconds=30.0)[0], direct, atol=1e-5)
+
+    # A stand-in whose "log-prob" at frame j of a window is the input sample at that frame's centre:
+    # fed a ramp of global sample indices, the stitched output must count frames 0, 1, 2, ... exactly.
+    hop = model.cfg.features.hop_length
+
+    def position_log_probs(audio, lengths):
+        frames = 1 + lengths // hop
+        out = torch.zeros(audio.shape[0], int(frames.max()), 2)
+        for b in range(audio.shape[0]):
+            centres = torch.arange(int(frames[b])) * hop
+            out[b, : len(centres), 0] = audio[b, centres.clamp(max=int(lengths[b]) - 1)]
+        return out, frames
+
+    monkeypatch.setattr(model, "log_probs", position_log_probs)
+    n = 16000 * 7 + 123
+    ramp = np.arange(n, dtype=np.float32)
+    for chunk, overlap in ((2.0, 0.5), (3.0, 1.0), (1.0, 0.0)):
+        out = stitched_log_probs(model, [ramp, ramp[:5000]], chunk_seconds=chunk, overlap_seconds=overlap)
+        expected = np.arange(1 + n // hop) * hop
+        expected[-1] = min(expected[-1], n - 1)
+        np.testing.assert_array_equal(out[0][:, 0], expected.astype(np.float32))
+        assert out[1].shape[0] == 1 + 5000 // hop
 
 
 def test_label_subset_is_deterministic(demo_data):

@@ -11,4 +11,8 @@ def __getattr__(name):  # lazy: importing the package must not import the traini
         from uniwav.models.uniwav import UniWav
 
         return UniWav
+    if name == "CTCModel":
+        from uniwav.models.ctc import CTCModel
+
+        return CTCModel
     raise AttributeError(name)
