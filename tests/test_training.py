@@ -187,3 +187,19 @@ def test_collapse_is_warned_about(monkeypatch):
     with pytest.warns(UserWarning, match="COLLAPSE"):
         for _ in range(10):
             task._check_collapse(torch.tensor([1.05, 40.0]))
+
+
+def test_out_of_memory_names_the_batch_and_the_fix(monkeypatch):
+    from uniwav.config import PretrainConfig, load_config
+    from uniwav.models.uniwav import UniWav as Model
+    from uniwav.training.oom import BatchTooLargeError
+
+    task = PretrainTask.from_config(load_config(PretrainConfig, "tiny", SMALL_OVERRIDES))
+
+    def boom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Model, "forward", boom)
+    batch = {"audio": torch.zeros(3, 16000), "audio_lens": torch.tensor([16000, 8000, 4000]), "index": 7, "ids": ["a", "b", "c"]}
+    with pytest.raises(BatchTooLargeError, match="batch 7: 3 utterances, longest 16000 samples.*data.max_duration"):
+        task.training_step(batch, 0)

@@ -24,6 +24,7 @@ from uniwav.data.text import CharVocabulary
 from uniwav.evaluation.asr import error_rates
 from uniwav.inference.ctc_decode import greedy_decode
 from uniwav.models.ctc import CTCModel
+from uniwav.training.oom import explain_oom
 from uniwav.training.schedule import warmup_cosine
 from uniwav.training.trainer import build_trainer, fit, resolve_run_config
 from uniwav.utils import stable_seed
@@ -43,11 +44,12 @@ class ASRTask(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         torch.manual_seed(stable_seed(self.cfg.seed, "asr", batch["index"], self.global_rank))
-        with torch.no_grad():
-            feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
-        time_mask, channel_mask = self.model.draw_masks(frames, feats.shape[1])
         frozen = self.global_step < self.cfg.freeze_encoder_steps
-        log_probs = self.model(feats, frames, time_mask, channel_mask, freeze_encoder=frozen)
+        with explain_oom(batch):
+            with torch.no_grad():
+                feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
+            time_mask, channel_mask = self.model.draw_masks(frames, feats.shape[1])
+            log_probs = self.model(feats, frames, time_mask, channel_mask, freeze_encoder=frozen)
         targets, target_lens = self._targets(batch)
         loss = F.ctc_loss(log_probs.transpose(0, 1), targets.to(self.device), frames, target_lens.to(self.device),
                           blank=0, reduction="sum", zero_infinity=True) / target_lens.sum().clamp_min(1)

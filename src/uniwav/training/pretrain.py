@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from uniwav.config import PretrainConfig, from_dict, to_dict
 from uniwav.models.uniwav import UniWav
+from uniwav.training.oom import explain_oom
 from uniwav.training.schedule import warmup_cosine
 from uniwav.utils import stable_seed
 
@@ -39,9 +40,10 @@ class PretrainTask(L.LightningModule):
         # Every random draw of this micro-batch (masks, flow noise and time, dropout) is a function
         # of (seed, batch index, rank): resuming from a checkpoint continues the same stream exactly.
         torch.manual_seed(stable_seed(self.cfg.seed, "step", batch["index"], self.global_rank))
-        with torch.no_grad():
-            feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
-        out = self.model(feats, frames)
+        with explain_oom(batch):
+            with torch.no_grad():
+                feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
+            out = self.model(feats, frames)
         if not torch.isfinite(out.loss):
             rank_zero_warn(f"non-finite loss at batch {batch['index']} (utterances {batch['ids'][:4]}...); the update will be skipped")
         now = time.perf_counter()
