@@ -295,3 +295,16 @@ def test_save_and_load_pretrained(tmp_path):
     assert set(a) == {"layer_1", "layer_3", "z", "lengths"} and a["layer_1"].shape == (1, 51, 32)
     with pytest.raises(ValueError, match="out of range"):
         loaded.extract(wav, layers=[4])
+
+
+def test_effective_rank_and_layer_stats():
+    from uniwav.evaluation.representation import effective_rank, layer_stats
+
+    g = torch.Generator().manual_seed(0)
+    line = torch.randn(200, 1, generator=g) * torch.randn(1, 16, generator=g)
+    assert effective_rank(line) == pytest.approx(1.0, abs=1e-3)
+    assert effective_rank(torch.randn(4000, 16, generator=g)) > 15.0
+    h = torch.randn(2, 10, 16, generator=g)
+    h[1, 6:] = 1e6  # padding must not count
+    stats = layer_stats([h, 2 * h], torch.tensor([10, 6]))
+    assert stats[1]["rms"] == pytest.approx(2 * stats[0]["rms"], rel=1e-5) and stats[0]["rms"] < 2

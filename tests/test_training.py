@@ -33,7 +33,8 @@ def test_cli_smoke_pretrain_export_and_tensorboard(demo_data, tmp_path, capsys):
     events = EventAccumulator(str(run / "tb"))
     events.Reload()
     tags = events.Tags()
-    for tag in ("loss/encoder", "loss/decoder", "codebook/perplexity_0", "encoder/accuracy", "teacher/decay", "decoder/infill_l1", "decoder/mean_frame_l1"):
+    for tag in ("loss/encoder", "loss/decoder", "codebook/perplexity_0", "encoder/accuracy", "teacher/decay", "decoder/infill_l1",
+                "decoder/mean_frame_l1", "representation/effective_rank_layer1", "representation/rms_layer3"):
         assert tag in tags["scalars"], tag
     assert "samples/mel_target_masked_infilled" in tags["images"] and "model/layer_mixer_weights" in tags["images"]
     assert "samples/infilled_griffinlim" in tags["audio"]

@@ -6,6 +6,7 @@ import lightning as L
 import torch
 
 from uniwav.evaluation.infill import infill_metrics
+from uniwav.evaluation.representation import layer_stats
 from uniwav.features.griffin_lim import GriffinLim
 from uniwav.models.layers import lengths_to_padding_mask
 from uniwav.training import plots
@@ -52,6 +53,10 @@ class SampleLogger(L.Callback):
                 return
             tb.add_scalar("decoder/infill_l1", m["infill_l1"], step)
             tb.add_scalar("decoder/mean_frame_l1", m["mean_frame_l1"], step)
+            hidden = model.encoder(feats, padding).hidden
+            for i, st in enumerate(layer_stats(hidden, frames), 1):
+                tb.add_scalar(f"representation/effective_rank_layer{i}", st["effective_rank"], step)
+                tb.add_scalar(f"representation/rms_layer{i}", st["rms"], step)
             n = int(frames[0])
             target = model.features.denormalize(feats[:1, :n])
             infilled = model.features.denormalize(m["generated"][:1, :n])
