@@ -3,8 +3,6 @@ import shutil
 
 import numpy as np
 import pytest
-import soundfile as sf
-from lhotse import CutSet
 
 from uniwav.data.audio import AudioError, read_audio
 from uniwav.data.manifests import DataError, load_cuts, require_text

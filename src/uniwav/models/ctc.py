@@ -67,7 +67,7 @@ class CTCModel(PretrainedMixin, nn.Module):
         Long inputs are chunked with overlap (see ``uniwav.inference.transcribe``)."""
         from uniwav.inference.transcribe import transcribe
 
-        single = torch.is_tensor(wavs) and wavs.dim() == 1 or hasattr(wavs, "ndim") and getattr(wavs, "ndim") == 1
+        single = getattr(wavs, "ndim", None) == 1  # one tensor or array, not a list of them
         texts = transcribe(self, [wavs] if single else list(wavs), beam=beam, **kwargs)
         return texts[0] if single else texts
 

@@ -57,7 +57,7 @@ class ContextNetwork(nn.Module):
     def forward(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None, num_layers: Optional[int] = None):
         x = self.pos_norm(self.pos_conv(x, padding_mask))
         hidden, ffn = [], []
-        for i, block in enumerate(self.blocks[:num_layers]):
+        for block in self.blocks[:num_layers]:
             if self.training and self.layer_drop > 0 and torch.rand(()) < self.layer_drop:
                 ffn.append(torch.zeros_like(x))
             else:

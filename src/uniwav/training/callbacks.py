@@ -19,10 +19,11 @@ class SampleLogger(L.Callback):
 
     def __init__(self, batch: dict, every: int, nfe: int = 16):
         self.batch, self.every, self.nfe = batch, every, nfe
+        self._last = -1  # the step last sampled (a step can end several micro-batches)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
-        if trainer.global_rank != 0 or step == 0 or step % self.every or getattr(self, "_last", -1) == step:
+        if trainer.global_rank != 0 or step == 0 or step % self.every or self._last == step:
             return
         self._last = step
         self.log_samples(trainer, pl_module, step)

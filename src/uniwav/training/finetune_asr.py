@@ -100,16 +100,13 @@ class ASRTask(L.LightningModule):
 
 
 class ASRData(L.LightningDataModule):
-    def __init__(self, data_dir, cfg: FinetuneASRConfig):
+    def __init__(self, data_dir, cfg: FinetuneASRConfig, train_cuts):
         super().__init__()
-        self.data_dir, self.cfg = data_dir, cfg
-
-    def train_cuts(self):
-        return training_cuts(self.data_dir, self.cfg)
+        self.data_dir, self.cfg, self.train_cuts = data_dir, cfg, train_cuts
 
     def train_dataloader(self):
         t, d = self.trainer, self.cfg.data
-        return pretrain_loader(self.train_cuts(), d.max_duration, d.crop_seconds, d.num_buckets, self.cfg.seed, rank=t.global_rank,
+        return pretrain_loader(self.train_cuts, d.max_duration, d.crop_seconds, d.num_buckets, self.cfg.seed, rank=t.global_rank,
                                world_size=t.world_size, start=t.global_step * t.accumulate_grad_batches, num_workers=d.num_workers)
 
     def val_dataloader(self):
@@ -160,11 +157,11 @@ def finetune_asr(data_dir, run_dir, init: str = "none", preset: Optional[str] = 
         task.model.encoder.load_state_dict(pretrained.encoder.state_dict())
         if cfg.init_from == "teacher":
             task.model.encoder.context.load_state_dict(pretrained.teacher.state_dict())
-    n = len(training_cuts(data_dir, cfg))
+    cuts = training_cuts(data_dir, cfg)
     source = "random initialisation" if init == "none" else f"{init} ({cfg.init_from})"
-    print(f"fine-tuning CTC ({len(cfg.model.vocab)} symbols) from {source} on {n} labelled utterances", flush=True)
+    print(f"fine-tuning CTC ({len(cfg.model.vocab)} symbols) from {source} on {len(cuts)} labelled utterances", flush=True)
     trainer = build_trainer(run_dir, cfg.trainer, grad_clip=cfg.optim.grad_clip, val_every=cfg.val_every,
                             max_steps=max_steps if max_steps is not None else cfg.optim.total_steps,
                             max_minutes=max_minutes, progress=progress, summary=not resuming, find_unused_parameters=True)
-    fit(trainer, task, ASRData(data_dir, cfg), run_dir)
+    fit(trainer, task, ASRData(data_dir, cfg, cuts), run_dir)
     return run_dir
