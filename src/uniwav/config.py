@@ -92,6 +92,7 @@ class EncoderConfig:
     dropout: float = 0.1
     attention_dropout: float = 0.1
     layer_drop: float = 0.0
+    norm_first: bool = True  # pre-LN blocks; False = post-LN (wav2vec 2.0 / HuBERT / DinoSR base)
     pos_conv_kernel: int = 127  # odd, so that the convolution is centred
     pos_conv_groups: int = 16
     mask_prob: float = 0.8  # expected span starts = mask_prob * T / mask_span
@@ -239,6 +240,85 @@ class FinetuneASRConfig:
             raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
         if self.init_from not in ("student", "teacher"):
             raise ConfigError(f"init_from must be 'student' or 'teacher', got {self.init_from!r}")
+
+@dataclass
+class QuantizerConfig:
+    """Residual vector quantiser on the encoder's mixed representation z (speech tokens)."""
+
+    num_quantizers: int = 2  # K stages; 1..K usable from one model (quantizer dropout)
+    codebook_size: int = 1024  # 50 frames/s x log2(1024) = 500 bit/s per stage
+    decay: float = 0.99  # EMA of codeword sums and counts
+    kmeans_iters: int = 10  # k-means initialisation on the first batch
+    dead_threshold: float = 1.0  # EMA count (vectors per batch) under which a codeword is restarted
+
+
+@dataclass
+class TokenizerModelConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+
+    def validate(self) -> None:
+        self.features.validate()
+        if self.quantizer.num_quantizers < 1 or self.quantizer.codebook_size < 2:
+            raise ConfigError("quantizer: need num_quantizers >= 1 and codebook_size >= 2")
+        if self.decoder.layers % 2:
+            raise ConfigError(f"decoder.layers={self.decoder.layers} must be even")
+
+
+@dataclass
+class FinetuneTokenizerConfig:
+    model: TokenizerModelConfig = field(default_factory=TokenizerModelConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, warmup_steps=100, total_steps=2000, grad_clip=5.0))
+    data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=6.0, num_buckets=5, num_workers=1))
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(sample_every=200, checkpoint_every=200))
+    init: str = ""  # the pre-trained UniWav run or export
+    freeze_encoder: bool = True  # encoder and layer mix frozen; the decoder learns to decode the codes
+    commitment_weight: float = 0.25  # moves something only when the encoder is trained
+    seed: int = 1234
+
+    def validate(self) -> None:
+        self.model.validate()
+        if self.optim.warmup_steps >= self.optim.total_steps:
+            raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
+
+
+@dataclass
+class VocoderModelConfig:
+    """Vocos: ConvNeXt backbone over raw log-mel frames + inverse-STFT head (hop = features.hop_length)."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    dim: int = 512
+    intermediate_dim: int = 1536
+    layers: int = 8
+    padding: str = "center"  # inverse STFT framing: "center" (ours) or "same" (public Vocos checkpoints)
+
+    def validate(self) -> None:
+        self.features.validate()
+        if self.padding not in ("center", "same"):
+            raise ConfigError(f"vocoder padding must be 'center' or 'same', got {self.padding!r}")
+
+
+@dataclass
+class TrainVocoderConfig:
+    model: VocoderModelConfig = field(default_factory=VocoderModelConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, betas=[0.8, 0.9], weight_decay=0.0, warmup_steps=0,
+                                                                    total_steps=100000, final_lr_ratio=0.1, grad_clip=100.0))
+    data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=8.0, crop_seconds=1.0, num_buckets=2, num_workers=1))
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(sample_every=500, checkpoint_every=500))
+    mel_weight: float = 45.0
+    stft_weight: float = 1.0  # multi-resolution STFT (spectral convergence + log magnitude)
+    feature_matching_weight: float = 2.0
+    gan_start_step: int = 0  # discriminators join after this many updates (0 = from the start)
+    mpd_periods: List[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
+    mrd_ffts: List[int] = field(default_factory=lambda: [512, 1024, 2048])
+    seed: int = 1234
+
+    def validate(self) -> None:
+        self.model.validate()
+        if self.optim.warmup_steps >= self.optim.total_steps:
+            raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
 
 
 # ---------------------------------------------------------------- loading and saving

@@ -21,11 +21,27 @@ def add_arguments(p):
     f.add_argument("--method", default="midpoint", choices=["euler", "midpoint"],
                    help="ODE solver; --nfe 1 --method euler gives the decoder's conditional-mean estimate")
     f.add_argument("--json", default=None)
+    r = sub.add_parser("resynth", help="speech tokens: resynthesis at each bitrate vs. the vocoded ground truth")
+    r.add_argument("--model", required=True, help="tokenizer run or export")
+    r.add_argument("--data", required=True)
+    r.add_argument("--split", default="test")
+    r.add_argument("--bitrate", type=float, nargs="+", default=None, help="bit/s (default: every bitrate the model offers)")
+    r.add_argument("--nfe", type=int, default=16)
+    r.add_argument("--vocoder", default=None, help="our vocoder run/export or a public Vocos folder (default: Griffin-Lim)")
+    r.add_argument("--asr", default=None, help="a CTC model of ours to transcribe the outputs (CER/WER)")
+    r.add_argument("--whisper", default="auto", help="local faster-whisper (CTranslate2) model folder for independent CER/WER; "
+                   "'auto' = the bundled tiny.en of the eval extra when installed, 'none' = off")
+    r.add_argument("--dnsmos", action="store_true", help="score with DNSMOS (speechmos)")
+    r.add_argument("--max-utterances", type=int, default=None)
+    r.add_argument("--audio-out", default=None, help="write every output .wav into this folder")
+    r.add_argument("--json", default=None)
 
 
 def run(args):
     if args.what == "infill":
         return run_infill(args)
+    if args.what == "resynth":
+        return run_resynth(args)
     from uniwav.data.manifests import load_cuts
     from uniwav.evaluation.asr import evaluate_asr
     from uniwav.models.ctc import CTCModel
@@ -48,3 +64,33 @@ def run_infill(args):
         atomic_write_text(args.json, json.dumps(result, indent=1))
     print(f"{args.split}: masked-frame L1 {result['infill_l1']:.4f} (decoder, NFE {args.nfe} {args.method}) vs {result['mean_frame_l1']:.4f} "
           f"(mean-frame baseline); {result['masked_frames']} masked frames in {result['n']} utterances")
+
+
+def run_resynth(args):
+    from pathlib import Path
+
+    from uniwav.data.audio import write_audio
+    from uniwav.data.manifests import load_cuts
+    from uniwav.evaluation.resynth import evaluate_resynth, format_table
+    from uniwav.evaluation.scorers import resolve_whisper
+    from uniwav.inference.vocoders import Synthesizer
+    from uniwav.models.ctc import CTCModel
+    from uniwav.models.tokenizer import SpeechTokenizer
+    from uniwav.utils import atomic_write_text
+
+    tok = SpeechTokenizer.from_pretrained(args.model)
+    bitrates = args.bitrate or [tok.bitrate(n) for n in range(1, tok.quantizer.num_quantizers + 1)]
+    asr = CTCModel.from_pretrained(args.asr) if args.asr else None
+    result = evaluate_resynth(tok, load_cuts(args.data, args.split), bitrates, Synthesizer(tok.cfg.features, args.vocoder), args.nfe,
+                              asr_model=asr, whisper_dir=resolve_whisper(args.whisper), dnsmos=args.dnsmos, max_utterances=args.max_utterances)
+    audio = result.pop("_audio")
+    if args.audio_out:
+        sr = tok.cfg.features.sample_rate
+        for name, wavs in audio.items():
+            tag = name.split(" ")[0] if "bit/s" in name else "vocoded"
+            for row, wav in zip(result["per_utterance"][0]["utterances"], wavs):
+                write_audio(Path(args.audio_out) / f"{row['id']}_{tag}.wav", wav, sr)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=1))
+    print(f"{args.split}: {result['n']} utterances, NFE {args.nfe}, {result['vocoder']}")
+    print(format_table(result))

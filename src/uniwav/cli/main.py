@@ -13,6 +13,12 @@ SUBCOMMANDS = {
     "export": "uniwav.cli.export",
     "finetune-asr": "uniwav.cli.finetune_asr",
     "transcribe": "uniwav.cli.transcribe",
+    "finetune-tokenizer": "uniwav.cli.finetune_tokenizer",
+    "tokenize": "uniwav.cli.tokenize_audio",
+    "detokenize": "uniwav.cli.detokenize",
+    "resynthesize": "uniwav.cli.resynthesize",
+    "train-vocoder": "uniwav.cli.train_vocoder",
+    "vocode": "uniwav.cli.vocode",
     "align": "uniwav.cli.align",
     "evaluate": "uniwav.cli.evaluate",
     "demo": "uniwav.cli.demo",
@@ -24,8 +30,14 @@ HELP = {
     "export": "export a run to config.json + model.safetensors (from_pretrained)",
     "finetune-asr": "fine-tune a CTC recogniser from a pre-trained model (or from scratch)",
     "transcribe": "transcribe audio files with a fine-tuned CTC model",
+    "finetune-tokenizer": "add a residual vector quantiser to a pre-trained model: speech tokens at 500/1000 bit/s",
+    "tokenize": "audio files -> codes file (.npz)",
+    "detokenize": "codes file -> audio",
+    "resynthesize": "audio -> codes -> audio at a chosen bitrate",
+    "train-vocoder": "train a Vocos vocoder on the project's mel features",
+    "vocode": "audio -> mel -> audio through a vocoder (the ceiling of generated speech)",
     "align": "CTC forced alignment of a prepared corpus (feeds text-to-speech)",
-    "evaluate": "evaluate a model on a prepared split (asr: WER/CER; infill: decoder vs. mean frame)",
+    "evaluate": "evaluate a model on a prepared split (asr, infill, resynth)",
     "demo": "the whole pipeline on the built-in demo corpus",
 }
 
@@ -38,8 +50,11 @@ def _known_errors():
     from uniwav.data.prepare_demo import DemoError
     from uniwav.data.text import VocabularyError
     from uniwav.inference.align import AlignmentError
+    from uniwav.inference.codes import CodesError
+    from uniwav.inference.vocoders import VocoderMismatchError
 
-    return (CheckpointError, ConfigError, AudioError, DataError, DemoError, VocabularyError, AlignmentError, FileNotFoundError)
+    return (CheckpointError, ConfigError, AudioError, DataError, DemoError, VocabularyError, AlignmentError, CodesError,
+            VocoderMismatchError, FileNotFoundError)
 
 
 def build_parser() -> argparse.ArgumentParser:

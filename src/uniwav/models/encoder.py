@@ -1,5 +1,5 @@
 """The UniWav encoder (DinoSR student): features -> projection -> span masking -> conv
-position embedding -> pre-LN Transformer. Its ``context`` part is what the EMA teacher copies."""
+position embedding -> Transformer (pre-LN, or post-LN as in DinoSR base). Its ``context`` part is what the EMA teacher copies."""
 
 from __future__ import annotations
 
@@ -49,9 +49,11 @@ class ContextNetwork(nn.Module):
         self.pos_conv = ConvPositionalEmbedding(cfg.dim, cfg.pos_conv_kernel, cfg.pos_conv_groups)
         self.pos_norm = nn.LayerNorm(cfg.dim)
         self.blocks = nn.ModuleList(
-            TransformerBlock(cfg.dim, cfg.heads, cfg.ffn_dim, cfg.dropout, cfg.attention_dropout) for _ in range(cfg.layers)
+            TransformerBlock(cfg.dim, cfg.heads, cfg.ffn_dim, cfg.dropout, cfg.attention_dropout, cfg.norm_first)
+            for _ in range(cfg.layers)
         )
-        self.final_norm = nn.LayerNorm(cfg.dim)
+        # post-LN blocks already end in a LayerNorm
+        self.final_norm = nn.LayerNorm(cfg.dim) if cfg.norm_first else nn.Identity()
         self.layer_drop = cfg.layer_drop
 
     def forward(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None, num_layers: Optional[int] = None):

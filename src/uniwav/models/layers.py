@@ -57,11 +57,16 @@ class FeedForward(nn.Sequential):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-LN block. Returns (output, feed-forward output before the residual add):
-    DinoSR's teacher targets are the latter."""
+    """Pre-LN (``norm_first``) or post-LN block. Returns (output, feed-forward output before the
+    residual add): DinoSR's teacher targets are the latter.
 
-    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float = 0.0, attention_dropout: float = 0.0):
+    Post-LN renormalises the residual stream after every block, so no single layer's output can
+    dominate it (wav2vec 2.0, HuBERT and DinoSR base are post-LN)."""
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float = 0.0, attention_dropout: float = 0.0,
+                 norm_first: bool = True):
         super().__init__()
+        self.norm_first = norm_first
         self.attn_norm = nn.LayerNorm(dim)
         self.attn = SelfAttention(dim, heads, attention_dropout)
         self.ffn_norm = nn.LayerNorm(dim)
@@ -69,6 +74,10 @@ class TransformerBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x, padding_mask=None):
+        if not self.norm_first:
+            x = self.attn_norm(x + self.dropout(self.attn(x, padding_mask)))
+            ffn_out = self.dropout(self.ffn(x))
+            return self.ffn_norm(x + ffn_out), ffn_out
         x = x + self.dropout(self.attn(self.attn_norm(x), padding_mask))
         ffn_out = self.dropout(self.ffn(self.ffn_norm(x)))
         return x + ffn_out, ffn_out

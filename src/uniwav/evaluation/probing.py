@@ -1,0 +1,126 @@
+"""What each encoder layer knows: frame-level linear probes and k-means mutual information.
+
+Frame labels come from CTC forced alignments (``uniwav align``): each frame takes the character
+whose span it is in, frames after a span keep that character until the next span starts (CTC
+spans are peaky), and frames before the first span are silence. Speaker labels come from the
+alignment rows.
+
+- ``linear_probe``: a softmax regression on standardised frozen features (full-batch L-BFGS),
+  fitted on one set of speakers and scored on unseen ones: frame accuracy.
+- ``kmeans_mutual_information``: k-means units per layer, and the mutual information (in bits)
+  between units and characters and between units and speakers, normalised by the label entropy
+  (the paper's layer analysis).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SILENCE = "<sil>"
+
+
+def read_alignments(align_dir, split: str) -> dict:
+    """id -> alignment row of ALIGN/{split}.jsonl.gz."""
+    path = Path(align_dir) / f"{split}.jsonl.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no alignments for split {split!r} (run `uniwav align` first)")
+    with gzip.open(path, "rt") as f:
+        return {row["id"]: row for row in map(json.loads, f)}
+
+
+def frame_labels(row: dict) -> list[str]:
+    """Dense per-frame character labels of one alignment row (see the module docstring)."""
+    labels = [SILENCE] * row["num_frames"]
+    spans = row["spans"]
+    for i, (start, _) in enumerate(spans):
+        end = spans[i + 1][0] if i + 1 < len(spans) else row["num_frames"]
+        ch = row["text"][i]
+        for t in range(start, min(end, row["num_frames"])):
+            labels[t] = "|" if ch == " " else ch
+    return labels
+
+
+@torch.no_grad()
+def layer_features(encoder_fn, cuts, alignments: dict, max_utterances: Optional[int] = None) -> tuple[list, list, list]:
+    """encoder_fn(wav [S]) -> list of per-layer [T, D] tensors. Returns (per-layer frame features
+    [N, D] list, character labels [N], speaker labels [N]) over cuts that have an alignment."""
+    feats, chars, speakers = None, [], []
+    n = 0
+    for cut in cuts:
+        row = alignments.get(cut.id)
+        if row is None:
+            continue
+        layers = encoder_fn(torch.from_numpy(cut.load_audio()[0]))
+        T = min(layers[0].shape[0], row["num_frames"])
+        if feats is None:
+            feats = [[] for _ in layers]
+        for acc, h in zip(feats, layers):
+            acc.append(h[:T].float().cpu())
+        chars.extend(frame_labels(row)[:T])
+        speakers.extend([row.get("speaker") or cut.supervisions[0].speaker] * T)
+        n += 1
+        if max_utterances is not None and n >= max_utterances:
+            break
+    if feats is None:
+        raise ValueError("no cut has an alignment")
+    return [torch.cat(f) for f in feats], chars, speakers
+
+
+def _encode_labels(train: Sequence[str], test: Sequence[str]):
+    vocab = {s: i for i, s in enumerate(sorted(set(train)))}
+    y_train = torch.tensor([vocab[s] for s in train])
+    y_test = torch.tensor([vocab.get(s, -1) for s in test])
+    return y_train, y_test, len(vocab)
+
+
+def linear_probe(x_train: torch.Tensor, labels_train, x_test: torch.Tensor, labels_test, iters: int = 100, l2: float = 1e-4) -> float:
+    """Frame accuracy on the test frames of a softmax regression fitted on the train frames."""
+    y_train, y_test, k = _encode_labels(labels_train, labels_test)
+    mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-5)
+    a, b = (x_train - mean) / std, (x_test - mean) / std
+    w = torch.zeros(a.shape[1], k, requires_grad=True)
+    bias = torch.zeros(k, requires_grad=True)
+    opt = torch.optim.LBFGS([w, bias], lr=1.0, max_iter=iters, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(a @ w + bias, y_train) + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        pred = (b @ w + bias).argmax(-1)
+    return float((pred == y_test).float().mean())
+
+
+def mutual_information(units: np.ndarray, labels: Sequence[str]) -> tuple[float, float]:
+    """(I(units; labels) in bits, I / H(labels))."""
+    _, y = np.unique(np.asarray(labels), return_inverse=True)
+    joint = np.zeros((units.max() + 1, y.max() + 1))
+    np.add.at(joint, (units, y), 1.0)
+    p = joint / joint.sum()
+    pu, py = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
+    nz = p > 0
+    mi = float((p[nz] * np.log2(p[nz] / (pu @ py)[nz])).sum())
+    hy = float(-(py[py > 0] * np.log2(py[py > 0])).sum())
+    return mi, mi / hy if hy > 0 else 0.0
+
+
+def kmeans_mutual_information(x: torch.Tensor, chars, speakers, k: int = 100, iters: int = 20, seed: int = 0) -> dict:
+    from uniwav.models.quantizer import _nearest, kmeans
+
+    g = torch.Generator().manual_seed(seed)
+    xs = (x - x.mean(0)) / x.std(0).clamp_min(1e-5)
+    centres = kmeans(xs, k, iters, generator=g)
+    units = _nearest(xs, centres).numpy()
+    mi_c, nmi_c = mutual_information(units, chars)
+    mi_s, nmi_s = mutual_information(units, speakers)
+    return {"mi_char_bits": mi_c, "nmi_char": nmi_c, "mi_speaker_bits": mi_s, "nmi_speaker": nmi_s}

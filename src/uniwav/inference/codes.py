@@ -1,0 +1,81 @@
+"""Codes files (.npz) written by ``uniwav tokenize`` and read by ``uniwav detokenize``.
+
+Inside: ``codes_<i>`` [T_i, n] int16 per input file, ``names`` (the input paths), ``bitrate``,
+``frame_rate``, ``num_quantizers``, ``codebook_size``, ``features`` (the feature config, JSON) and
+``model`` (the tokenizer's fingerprint). A file from another model is refused, and the bitrate
+written is recomputed from the codes themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from uniwav.config import to_dict
+from uniwav.utils import atomic_path
+
+
+class CodesError(ValueError):
+    pass
+
+
+@dataclass
+class Codes:
+    names: list
+    codes: list  # of int arrays [T, n]
+    bitrate: float
+    frame_rate: float
+    codebook_size: int
+    model: str
+
+    @property
+    def num_quantizers(self) -> int:
+        return self.codes[0].shape[1]
+
+    def measured_bitrate(self) -> float:
+        """Bits actually stored per second of audio: frames x codebooks x log2(V) / duration."""
+        frames = sum(c.shape[0] for c in self.codes)
+        bits = sum(c.size for c in self.codes) * math.log2(self.codebook_size)
+        return bits / (frames / self.frame_rate)
+
+
+def save_codes(path, names, codes, tokenizer) -> Codes:
+    """codes: list of [T, n] arrays (valid frames only) from ``tokenizer``."""
+    n = codes[0].shape[1]
+    rate = tokenizer.bitrate(n)
+    out = Codes(list(map(str, names)), [np.asarray(c, dtype=np.int16) for c in codes], rate, tokenizer.frame_rate,
+                tokenizer.quantizer.codebook_size, tokenizer.fingerprint())
+    if abs(out.measured_bitrate() - rate) > 1e-6:
+        raise CodesError(f"internal error: codes hold {out.measured_bitrate()} bit/s, config says {rate}")
+    arrays = {f"codes_{i}": c for i, c in enumerate(out.codes)}
+    path = Path(path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, names=np.array(out.names), bitrate=rate, frame_rate=out.frame_rate, num_quantizers=n,
+                                codebook_size=out.codebook_size, model=out.model,
+                                features=json.dumps(to_dict(tokenizer.cfg.features)), **arrays)
+    return out
+
+
+def load_codes(path, tokenizer=None) -> Codes:
+    """Read a codes file; with ``tokenizer``, refuse codes it did not make."""
+    path = Path(path)
+    if not path.is_file():
+        raise CodesError(f"{path}: codes file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = [str(s) for s in z["names"]]
+            codes = [z[f"codes_{i}"].astype(np.int64) for i in range(len(names))]
+            out = Codes(names, codes, float(z["bitrate"]), float(z["frame_rate"]), int(z["codebook_size"]), str(z["model"]))
+    except (KeyError, ValueError, OSError) as e:
+        raise CodesError(f"{path}: not a uniwav codes file ({e})") from None
+    if abs(out.measured_bitrate() - out.bitrate) > 1e-6:
+        raise CodesError(f"{path}: header says {out.bitrate:g} bit/s but the codes hold {out.measured_bitrate():g} bit/s")
+    if tokenizer is not None and out.model != tokenizer.fingerprint():
+        raise CodesError(f"{path}: these codes were made by another tokenizer (fingerprint {out.model}, this model "
+                         f"{tokenizer.fingerprint()}); decode them with the model that wrote them")
+    return out

@@ -1,0 +1,99 @@
+"""Features -> audio: our trained Vocos, a local copy of a public Vocos checkpoint, or Griffin-Lim.
+
+Every command that writes audio resolves its ``--vocoder`` here. The vocoder's mel must be the
+model's mel (METHOD.md section 1): a mismatch is refused, naming the fields that differ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from uniwav.checkpoint import CheckpointError
+from uniwav.config import FeatureConfig, VocoderModelConfig
+from uniwav.features.griffin_lim import GriffinLim
+from uniwav.models.vocoder import Vocoder
+
+
+class VocoderMismatchError(ValueError):
+    pass
+
+
+def check_features_match(model: FeatureConfig, vocoder: FeatureConfig, source: str) -> None:
+    a, b = model.mel_fields(), vocoder.mel_fields()
+    differ = [f"{k} (model {a[k]!r}, vocoder {b.get(k)!r})" for k in sorted(a) if a[k] != b.get(k)]
+    if differ:
+        raise VocoderMismatchError(f"{source}: the vocoder's mel differs from the model's: " + "; ".join(differ))
+
+
+def _vocos_features(fe: dict) -> FeatureConfig:
+    """The FeatureConfig of vocos.feature_extractors.MelSpectrogramFeatures (torchaudio defaults)."""
+    sr = int(fe.get("sample_rate", 24000))
+    n_fft = int(fe.get("n_fft", 1024))
+    return FeatureConfig(sample_rate=sr, n_fft=n_fft, win_length=n_fft, hop_length=int(fe.get("hop_length", 256)),
+                         n_mels=int(fe.get("n_mels", 100)), fmin=0.0, fmax=sr / 2, mel_scale="htk", mel_norm=None, power=1.0,
+                         log_floor=1e-7, center=fe.get("padding", "center") == "center")
+
+
+def load_public_vocos(path) -> Vocoder:
+    """A local directory in the public Vocos layout: config.yaml + pytorch_model.bin (mel variant)."""
+    import yaml
+
+    path = Path(path)
+    cfg_file, weights = path / "config.yaml", path / "pytorch_model.bin"
+    for f in (cfg_file, weights):
+        if not f.is_file():
+            raise CheckpointError(f"{path}: not a Vocos checkpoint folder ({f.name} missing)")
+    raw = yaml.safe_load(cfg_file.read_text())
+    fe_cls = raw.get("feature_extractor", {}).get("class_path", "")
+    if "MelSpectrogramFeatures" not in fe_cls:
+        raise CheckpointError(f"{cfg_file}: feature extractor {fe_cls!r} is not supported (only the mel-spectrogram Vocos)")
+    bb = raw["backbone"]["init_args"]
+    if bb.get("adanorm_num_embeddings"):
+        raise CheckpointError(f"{cfg_file}: conditional (adanorm) backbones are not supported")
+    head = raw["head"]["init_args"]
+    features = _vocos_features(raw["feature_extractor"].get("init_args", {}))
+    if int(head.get("hop_length", features.hop_length)) != features.hop_length or int(head.get("n_fft", features.n_fft)) != features.n_fft:
+        raise CheckpointError(f"{cfg_file}: head and feature extractor disagree on n_fft / hop_length")
+    cfg = VocoderModelConfig(features=features, dim=int(bb["dim"]), intermediate_dim=int(bb["intermediate_dim"]),
+                             layers=int(bb["num_layers"]), padding=head.get("padding", "same"))
+    model = Vocoder(cfg)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if k.startswith(("backbone.", "head.out."))}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("features.")]
+    if missing or unexpected:
+        raise CheckpointError(f"{weights}: weights do not match the config (missing {missing[:4]}, unexpected {unexpected[:4]})")
+    return model.eval()
+
+
+def load_vocoder_model(path) -> Vocoder:
+    """Our vocoder run / export, or a public Vocos folder."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: vocoder not found")
+    if (path / "pytorch_model.bin").is_file():
+        return load_public_vocos(path)
+    return Vocoder.from_pretrained(path)
+
+
+class Synthesizer:
+    """Raw log-mel [T, n_mels] -> waveform [S], through a vocoder or Griffin-Lim."""
+
+    def __init__(self, features: FeatureConfig, vocoder: Optional[str] = None, griffin_lim_iters: int = 64):
+        self.features = features
+        if vocoder:
+            self.model = load_vocoder_model(vocoder)
+            check_features_match(features, self.model.cfg.features, str(vocoder))
+            self.name = f"vocoder {vocoder}"
+        else:
+            self.model = GriffinLim(features, n_iter=griffin_lim_iters)
+            self.name = "Griffin-Lim"
+
+    @torch.no_grad()
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.model, Vocoder):
+            return self.model(mel[None].float())[0]
+        return self.model(mel.float())
