@@ -320,6 +320,44 @@ class TrainVocoderConfig:
         if self.optim.warmup_steps >= self.optim.total_steps:
             raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
 
+@dataclass
+class TTSModelConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    vocab: List[str] = field(default_factory=list)  # characters; ids 0 (no text) and 1 (silence) come first
+    text_dim: int = 128
+    duration_dim: int = 128
+    duration_layers: int = 3
+    duration_loss_weight: float = 1.0
+
+    def validate(self) -> None:
+        self.features.validate()
+        if self.decoder.layers % 2:
+            raise ConfigError(f"decoder.layers={self.decoder.layers} must be even")
+
+
+@dataclass
+class FinetuneTTSConfig:
+    model: TTSModelConfig = field(default_factory=TTSModelConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, warmup_steps=100, total_steps=3000, grad_clip=5.0))
+    data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=1e6, min_seconds=0.0, num_buckets=5, num_workers=1))
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(sample_every=250, checkpoint_every=250))
+    init: str = "none"  # pre-trained UniWav run/export, or "none" (the from-scratch baseline)
+    alignments: str = ""  # `uniwav align` output folder
+    mask_min: float = 0.7  # fraction of each utterance generated (one contiguous span), Voicebox
+    mask_max: float = 1.0
+    cond_drop_prob: float = 0.2  # text and audio context dropped together (classifier-free guidance)
+    prompt_text_drop_prob: float = 0.5  # the context frames' text dropped (prompts without a transcript)
+    seed: int = 1234
+
+    def validate(self) -> None:
+        self.model.validate()
+        if not 0 < self.mask_min <= self.mask_max <= 1:
+            raise ConfigError("need 0 < mask_min <= mask_max <= 1")
+        if self.optim.warmup_steps >= self.optim.total_steps:
+            raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
+
 
 # ---------------------------------------------------------------- loading and saving
 

@@ -35,6 +35,19 @@ def add_arguments(p):
     r.add_argument("--max-utterances", type=int, default=None)
     r.add_argument("--audio-out", default=None, help="write every output .wav into this folder")
     r.add_argument("--json", default=None)
+    t = sub.add_parser("tts", help="text-to-speech, cross-sentence protocol, vs. the vocoded ground truth")
+    t.add_argument("--model", required=True, help="TTS run or export")
+    t.add_argument("--data", required=True)
+    t.add_argument("--split", default="test")
+    t.add_argument("--nfe", type=int, nargs="+", default=[8, 16, 32])
+    t.add_argument("--cfg", type=float, default=1.0, help="guidance weight")
+    t.add_argument("--vocoder", default=None)
+    t.add_argument("--asr", default=None, help="a CTC model of ours to transcribe the outputs")
+    t.add_argument("--whisper", default="auto", help="local faster-whisper model folder, 'auto' or 'none'")
+    t.add_argument("--dnsmos", action="store_true")
+    t.add_argument("--max-pairs", type=int, default=None)
+    t.add_argument("--audio-out", default=None, help="write every output .wav into this folder")
+    t.add_argument("--json", default=None)
 
 
 def run(args):
@@ -42,6 +55,8 @@ def run(args):
         return run_infill(args)
     if args.what == "resynth":
         return run_resynth(args)
+    if args.what == "tts":
+        return run_tts(args)
     from uniwav.data.manifests import load_cuts
     from uniwav.evaluation.asr import evaluate_asr
     from uniwav.models.ctc import CTCModel
@@ -93,4 +108,32 @@ def run_resynth(args):
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1))
     print(f"{args.split}: {result['n']} utterances, NFE {args.nfe}, {result['vocoder']}")
+    print(format_table(result))
+
+
+def run_tts(args):
+    from pathlib import Path
+
+    from uniwav.data.audio import write_audio
+    from uniwav.data.manifests import load_cuts
+    from uniwav.evaluation.scorers import resolve_whisper
+    from uniwav.evaluation.tts import evaluate_tts, format_table
+    from uniwav.inference.vocoders import Synthesizer
+    from uniwav.models.ctc import CTCModel
+    from uniwav.models.tts import TTSModel
+    from uniwav.utils import atomic_write_text
+
+    model = TTSModel.from_pretrained(args.model)
+    asr = CTCModel.from_pretrained(args.asr) if args.asr else None
+    result = evaluate_tts(model, load_cuts(args.data, args.split), Synthesizer(model.cfg.features, args.vocoder), args.nfe, args.cfg,
+                          asr_model=asr, whisper_dir=resolve_whisper(args.whisper), dnsmos=args.dnsmos, max_pairs=args.max_pairs)
+    audio = result.pop("_audio")
+    if args.audio_out:
+        for name, wavs in audio.items():
+            tag = name.replace(" ", "_").replace("(", "").replace(")", "").replace("=", "")
+            for pair, wav in zip(result["pairs"], wavs):
+                write_audio(Path(args.audio_out) / f"{pair['target']}_{tag}.wav", wav, model.cfg.features.sample_rate)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=1))
+    print(f"{args.split}: {result['n']} cross-sentence pairs, guidance {args.cfg}, {result['vocoder']}")
     print(format_table(result))

@@ -18,9 +18,12 @@ SUBCOMMANDS = {
     "detokenize": "uniwav.cli.detokenize",
     "resynthesize": "uniwav.cli.resynthesize",
     "train-vocoder": "uniwav.cli.train_vocoder",
+    "finetune-tts": "uniwav.cli.finetune_tts",
+    "tts": "uniwav.cli.tts",
     "vocode": "uniwav.cli.vocode",
     "align": "uniwav.cli.align",
     "evaluate": "uniwav.cli.evaluate",
+    "analyze": "uniwav.cli.analyze",
     "demo": "uniwav.cli.demo",
 }
 
@@ -35,9 +38,12 @@ HELP = {
     "detokenize": "codes file -> audio",
     "resynthesize": "audio -> codes -> audio at a chosen bitrate",
     "train-vocoder": "train a Vocos vocoder on the project's mel features",
+    "finetune-tts": "fine-tune in-context text-to-speech from a pre-trained model (or from scratch) with CTC alignments",
+    "tts": "speak text in the voice of a short audio prompt",
     "vocode": "audio -> mel -> audio through a vocoder (the ceiling of generated speech)",
     "align": "CTC forced alignment of a prepared corpus (feeds text-to-speech)",
     "evaluate": "evaluate a model on a prepared split (asr, infill, resynth)",
+    "analyze": "what each encoder layer knows (character probe, mutual information with characters and speakers)",
     "demo": "the whole pipeline on the built-in demo corpus",
 }
 
@@ -51,10 +57,11 @@ def _known_errors():
     from uniwav.data.text import VocabularyError
     from uniwav.inference.align import AlignmentError
     from uniwav.inference.codes import CodesError
+    from uniwav.inference.tts import PromptError
     from uniwav.inference.vocoders import VocoderMismatchError
 
     return (CheckpointError, ConfigError, AudioError, DataError, DemoError, VocabularyError, AlignmentError, CodesError,
-            VocoderMismatchError, FileNotFoundError)
+            VocoderMismatchError, PromptError, FileNotFoundError)
 
 
 def build_parser() -> argparse.ArgumentParser:

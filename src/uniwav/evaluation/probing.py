@@ -124,3 +124,51 @@ def kmeans_mutual_information(x: torch.Tensor, chars, speakers, k: int = 100, it
     mi_c, nmi_c = mutual_information(units, chars)
     mi_s, nmi_s = mutual_information(units, speakers)
     return {"mi_char_bits": mi_c, "nmi_char": nmi_c, "mi_speaker_bits": mi_s, "nmi_speaker": nmi_s}
+
+
+def analyze_layers(model, data_dir, align_dir, train_split: str = "train", test_split: str = "test", max_train_utterances: int = 200,
+                   max_test_utterances: Optional[int] = None, units: int = 100, probe_iters: int = 60) -> dict:
+    """Per encoder layer of a UniWav (layer 0 = the normalised log-mel input): frame accuracy of a
+    character probe fitted on ``train_split`` and scored on ``test_split`` (unseen speakers), and
+    k-means units' normalised mutual information with characters and with speakers (``test_split``)."""
+    from uniwav.data.manifests import load_cuts
+
+    model.eval()
+
+    def layers_of(wav):
+        feats, _ = model._prepare(wav)
+        return [feats[0]] + [h[0] for h in model.encoder(feats, None).hidden]
+
+    x_tr, c_tr, _ = layer_features(layers_of, load_cuts(data_dir, train_split), read_alignments(align_dir, train_split), max_train_utterances)
+    x_te, c_te, s_te = layer_features(layers_of, load_cuts(data_dir, test_split), read_alignments(align_dir, test_split), max_test_utterances)
+    rows = []
+    for i, (a, b) in enumerate(zip(x_tr, x_te)):
+        row = {"layer": i, "probe_char_accuracy": linear_probe(a, c_tr, b, c_te, iters=probe_iters)}
+        row.update(kmeans_mutual_information(b, c_te, s_te, k=units))
+        rows.append(row)
+    weights = torch.softmax(model.layer_weights.detach().float(), 0).tolist()
+    return {"layers": rows, "layer_mixer_weights": weights, "train_frames": len(c_tr), "test_frames": len(c_te),
+            "majority_baseline": max(c_te.count(c) for c in set(c_te)) / len(c_te)}
+
+
+def plot_layers(result: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["layers"]
+    x = [r["layer"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(x, [r["probe_char_accuracy"] for r in rows], "o-", label="character probe accuracy")
+    ax.plot(x, [r["nmi_char"] for r in rows], "s-", label="NMI(units; characters)")
+    ax.plot(x, [r["nmi_speaker"] for r in rows], "^-", label="NMI(units; speakers)")
+    ax.axhline(result["majority_baseline"], color="grey", ls=":", label="majority class")
+    ax.set_xlabel("encoder layer (0 = log-mel input)")
+    ax.set_xticks(x)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title("what each layer knows")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
