@@ -10,15 +10,40 @@ def test_demo_smoke_runs_every_stage_and_continues(tmp_path, capsys):
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng fortunes-min)")
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--corpus-minutes", "1.5", "--label-minutes", "0.5", "--max-steps", "2", "--budget-minutes", "5"]
+    args = ["demo", "--out", str(out), "--corpus-minutes", "1.5", "--label-minutes", "0.5", "--max-steps", "2", "--budget-minutes", "5",
+            "--eval-utterances", "2"]
     assert main(args) == 0
     stages = json.loads((out / "stages.json").read_text())
-    assert list(stages) == ["corpus", "pretrain", "export", "asr-pretrained", "asr-scratch"]
+    assert list(stages) == ["corpus", "pretrain", "asr-pretrained", "asr-scratch", "align", "analyze", "vocoder", "tokenizer",
+                            "tts-pretrained", "tts-scratch", "evaluate-tokens", "evaluate-tts", "report"]
     metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"corpus", "asr-pretrained", "asr-scratch", "align", "layers", "vocoder", "tokens", "tts"}
     for name in ("asr-pretrained", "asr-scratch"):
         assert {"test_cer", "test_wer", "n"} <= set(metrics[name])
         assert (out / f"{name}.test.json").is_file()
+    assert set(metrics["tokens"]) == {"ground truth (vocoded)", "500 bit/s", "1000 bit/s"}
+    assert set(metrics["tts"]["tts-pretrained"]) == {"ground truth (vocoded)", "tts nfe=8", "tts nfe=16", "tts nfe=32"}
+    assert set(metrics["tts"]["tts-scratch"]) == set(metrics["tts"]["tts-pretrained"])
+    assert {"pretrained", "random"} == set(metrics["layers"]) and len(metrics["layers"]["pretrained"]) == 7
     assert (out / "export" / "model.safetensors").is_file() and (out / "pretrain" / "tb").is_dir()
+    check_report(out / "report.html")
     capsys.readouterr()
     assert main(args) == 0  # everything is done: every stage is skipped
-    assert capsys.readouterr().out.count("done earlier") == 5
+    assert capsys.readouterr().out.count("done earlier") == len(stages)
+
+
+def check_report(path):
+    """Valid HTML whose every referenced picture and audio file exists."""
+    from html.parser import HTMLParser
+
+    refs, tags = [], []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            tags.append(tag)
+            refs.extend(v for k, v in attrs if k == "src")
+
+    Parser().feed(path.read_text())
+    assert {"html", "table", "img", "audio"} <= set(tags)
+    assert refs and all((path.parent / ref).is_file() for ref in refs), [r for r in refs if not (path.parent / r).is_file()]
+    assert sum(ref.endswith(".wav") for ref in refs) >= 6

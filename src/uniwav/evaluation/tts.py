@@ -42,9 +42,15 @@ def evaluate_tts(model, cuts, synth: Synthesizer, nfes: Sequence[int] = (8, 16, 
                  whisper_dir: Optional[str] = None, dnsmos: bool = False, prompt_seconds: float = 3.0,
                  max_pairs: Optional[int] = None, progress: bool = True) -> dict:
     sr = model.cfg.features.sample_rate
-    pairs = cross_sentence_pairs(list(cuts), max_pairs)
+    cuts = list(cuts)
+    pairs, protocol = cross_sentence_pairs(cuts, max_pairs), "cross-sentence"
+    if not pairs:  # a toy split: fall back to prompting with the target's own first seconds, and say so
+        import warnings
+
+        warnings.warn("no speaker of this split has two utterances: prompting each utterance with its own start (not cross-sentence)")
+        pairs, protocol = [(c, c) for c in cuts][:max_pairs], "same-utterance"
     if not pairs:
-        raise ValueError("no speaker has two utterances: the cross-sentence protocol needs them")
+        raise ValueError("the split has no utterances")
     systems = [GROUND_TRUTH] + [f"tts nfe={n}" for n in nfes]
     audio = {s: [] for s in systems}
     texts, prompts_full, rows_meta = [], [], []
@@ -77,7 +83,7 @@ def evaluate_tts(model, cuts, synth: Synthesizer, nfes: Sequence[int] = (8, 16, 
         if mos is not None:
             row["dnsmos"] = float(np.mean([mos(o, sr) for o in outs]))
         rows[name] = row
-    return {"rows": rows, "n": len(pairs), "pairs": rows_meta, "guidance": guidance, "vocoder": synth.name,
+    return {"rows": rows, "n": len(pairs), "protocol": protocol, "pairs": rows_meta, "guidance": guidance, "vocoder": synth.name,
             "scorers": {"asr": asr_model is not None, "whisper": whisper is not None, "speaker_sim": speaker is not None,
                         "dnsmos": mos is not None}, "_audio": audio}
 
