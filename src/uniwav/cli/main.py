@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "evaluate": "uniwav.cli.evaluate",
     "analyze": "uniwav.cli.analyze",
     "demo": "uniwav.cli.demo",
+    "bench": "uniwav.cli.bench",
 }
 
 HELP = {
@@ -45,6 +46,7 @@ HELP = {
     "evaluate": "evaluate a model on a prepared split (asr, infill, resynth)",
     "analyze": "what each encoder layer knows (character probe, mutual information with characters and speakers)",
     "demo": "the whole pipeline on the built-in demo corpus",
+    "bench": "speed and memory, as ratios against references measured in the same run",
 }
 
 

@@ -82,9 +82,13 @@ def load_vocoder_model(path) -> Vocoder:
 class Synthesizer:
     """Raw log-mel [T, n_mels] -> waveform [S], through a vocoder or Griffin-Lim."""
 
-    def __init__(self, features: FeatureConfig, vocoder: Optional[str] = None, griffin_lim_iters: int = 64):
+    def __init__(self, features: FeatureConfig, vocoder: Optional[str] = None, griffin_lim_iters: int = 64,
+                 model: Optional[Vocoder] = None):
         self.features = features
-        if vocoder:
+        if model is not None:  # an already loaded vocoder
+            check_features_match(features, model.cfg.features, "vocoder")
+            self.model, self.name = model, "vocoder"
+        elif vocoder:
             self.model = load_vocoder_model(vocoder)
             check_features_match(features, self.model.cfg.features, str(vocoder))
             self.name = f"vocoder {vocoder}"

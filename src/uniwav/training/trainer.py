@@ -86,6 +86,9 @@ def build_trainer(run_dir, tc: TrainerConfig, *, grad_clip: float, max_steps: in
                   summary: bool = True, val_every: Optional[int] = None) -> L.Trainer:
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
+    # Zero-initialised gates and heads give tiny gradients whose squares (AdamW's second moment)
+    # underflow into denormal floats, which x86 CPUs process ~100x slower: flush them to zero.
+    torch.set_flush_denormal(True)
     strategy = _strategy(tc, find_unused_parameters)
     all_callbacks = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", auto_insert_metric_name=False, every_n_train_steps=tc.checkpoint_every,

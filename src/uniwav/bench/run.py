@@ -1,0 +1,301 @@
+"""``uniwav bench``: speed and memory, each as a ratio against a reference timed in the same run.
+
+- train_step.<preset>.mfu: analytic model FLOPs per pre-training step (``bench.flops``) / step time,
+  divided by the matrix-multiply FLOP rate measured here for the same dtype.
+- encoder_vs_hubert.speedup: forward+backward of our encoder context network against transformers'
+  HubertEncoderStableLayerNorm of the same shape (SDPA attention on both), same input. > 1 = ours faster.
+- features.x_realtime_per_core: loading + our log-mel, seconds of audio per second on one thread,
+  and the same for lhotse's Fbank (the reference).
+- inference.*.rtf: processing time / audio duration (< 1 = faster than real time) for transcription,
+  tokenize+detokenize and TTS at several NFE.
+- memory.<preset>.peak_mb: peak memory of one training step (CUDA: max allocated; CPU: peak RSS
+  of a fresh process minus the same process before the step).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import torch
+
+
+def timed(fn: Callable, repeats: int, warmup: int = 1, device: str = "cpu") -> float:
+    """Median seconds per call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def matmul_rate(device: str, dtype=torch.float32, n: int = 2048, repeats: int = 5) -> float:
+    """Measured FLOP/s of a square n x n matmul."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    return 2 * n**3 / timed(lambda: a @ b, repeats, device=device)
+
+
+def _preset_model_config(preset: str):
+    from uniwav.config import PretrainConfig, load_config
+
+    return load_config(PretrainConfig, preset).model
+
+
+def train_step(preset: str, device: str, batch: int, seconds: float, repeats: int, flush_denormal: bool = True) -> dict:
+    """One pre-training update (forward, backward, AdamW, EMA teacher + codebooks) on a fresh model."""
+    from uniwav.bench.flops import pretrain_step_flops
+    from uniwav.models.encoder import span_mask
+    from uniwav.models.uniwav import UniWav
+
+    previous = torch.set_flush_denormal(flush_denormal) if device == "cpu" else None
+    try:
+        torch.manual_seed(0)
+        cfg = _preset_model_config(preset)
+        model = UniWav(cfg).to(device).train()
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        T = int(seconds * cfg.features.frame_rate)
+        feats = torch.randn(batch, T, cfg.features.n_mels, device=device)
+        lengths = torch.full((batch,), T, device=device)
+        mask = span_mask(lengths.cpu(), T, cfg.encoder.mask_prob, cfg.encoder.mask_span, torch.Generator().manual_seed(0)).to(device)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            out = model(feats, lengths, mask)
+            out.loss.backward()
+            opt.step()
+            model.after_optimizer_step(100)
+
+        sec = timed(step, repeats, device=device)
+    finally:
+        if previous is not None:
+            torch.set_flush_denormal(False)
+    flops = pretrain_step_flops(cfg, batch, T, int(mask.sum()))["total"]
+    rate = matmul_rate(device)
+    return {"batch": batch, "seconds_of_audio": seconds, "step_seconds": sec, "model_tflops_per_step": flops / 1e12,
+            "achieved_tflops": flops / sec / 1e12, "matmul_tflops": rate / 1e12, "mfu": flops / sec / rate}
+
+
+def encoder_vs_hubert(preset: str, device: str, batch: int, seconds: float, repeats: int) -> dict:
+    from transformers import HubertConfig
+    from transformers.models.hubert.modeling_hubert import HubertEncoderStableLayerNorm
+
+    from uniwav.models.encoder import ContextNetwork
+
+    e = _preset_model_config(preset).encoder
+    ours = ContextNetwork(e).to(device).train()
+    hub_cfg = HubertConfig(hidden_size=e.dim, num_hidden_layers=e.layers, num_attention_heads=e.heads, intermediate_size=e.ffn_dim,
+                           num_conv_pos_embeddings=e.pos_conv_kernel, num_conv_pos_embedding_groups=e.pos_conv_groups,
+                           hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, layerdrop=0.0,
+                           do_stable_layer_norm=True, hidden_act="gelu")
+    hub_cfg._attn_implementation = "sdpa"
+    hubert = HubertEncoderStableLayerNorm(hub_cfg).to(device).train()
+    T = int(seconds * 50)
+    x = torch.randn(batch, T, e.dim, device=device)
+
+    def run_ours():
+        x_ = x.clone().requires_grad_(True)
+        _, _, final = ours(x_)
+        final.float().pow(2).mean().backward()
+
+    def run_hubert():
+        x_ = x.clone().requires_grad_(True)
+        hubert(x_).last_hidden_state.float().pow(2).mean().backward()
+
+    t_ours = timed(run_ours, repeats, device=device)
+    t_hub = timed(run_hubert, repeats, device=device)
+    return {"ours_seconds": t_ours, "hubert_seconds": t_hub, "speedup": t_hub / t_ours,
+            "params_ours": sum(p.numel() for p in ours.parameters()), "params_hubert": sum(p.numel() for p in hubert.parameters())}
+
+
+def features(files: list, repeats: int = 1) -> dict:
+    """Single-thread throughput of loading + features over ``files`` (paths of 16 kHz audio)."""
+    import soundfile as sf
+    from lhotse.features import Fbank
+
+    from uniwav.config import FeatureConfig
+    from uniwav.features.mel import LogMel
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        mel = LogMel(FeatureConfig())
+        fbank = Fbank()
+        audio_seconds = sum(sf.info(str(f)).duration for f in files)
+
+        def ours():
+            for f in files:
+                wav, _ = sf.read(str(f), dtype="float32")
+                mel(torch.from_numpy(wav)[None])
+
+        def lhotse_fbank():
+            for f in files:
+                wav, sr = sf.read(str(f), dtype="float32")
+                fbank.extract(wav[None], sr)
+
+        t_ours = timed(ours, repeats)
+        t_ref = timed(lhotse_fbank, repeats)
+    finally:
+        torch.set_num_threads(threads)
+    return {"audio_seconds": audio_seconds, "x_realtime_per_core": audio_seconds / t_ours,
+            "lhotse_fbank_x_realtime_per_core": audio_seconds / t_ref, "ratio_vs_lhotse": t_ref / t_ours}
+
+
+def inference(device: str, seconds: float, nfes: list, repeats: int) -> dict:
+    """Real-time factors of the tiny models (random weights: speed does not depend on them)."""
+    from uniwav.config import CTCModelConfig, QuantizerConfig, TTSModelConfig, VocoderModelConfig, load_config
+    from uniwav.inference.vocoders import Synthesizer
+    from uniwav.models.ctc import CTCModel
+    from uniwav.models.tokenizer import SpeechTokenizer
+    from uniwav.models.tts import TTSModel
+    from uniwav.models.uniwav import UniWav
+    from uniwav.models.vocoder import Vocoder
+
+    cfg = _preset_model_config("tiny")
+    pre = UniWav(cfg).eval()
+    wav = torch.randn(int(seconds * cfg.features.sample_rate)) * 0.1
+    ctc = CTCModel(CTCModelConfig(features=cfg.features, encoder=cfg.encoder, vocab=["<blank>", *" 'abcdefghijklmnopqrstuvwxyz"])).eval()
+    out = {"audio_seconds": seconds, "transcribe_rtf": timed(lambda: ctc.transcribe(wav), repeats) / seconds}
+    tok = SpeechTokenizer.from_uniwav(pre, QuantizerConfig()).eval()
+    voc_cfg = load_config(VocoderModelConfig, base=_vocoder_preset())
+    vocoder = Vocoder(voc_cfg).eval()
+    synth = Synthesizer(cfg.features, model=vocoder)
+
+    def tok_detok():
+        from uniwav.inference.resynthesis import resynthesize
+
+        resynthesize(tok, wav.numpy(), 1, synth, nfe=16)
+
+    out["tokenize_detokenize_nfe16_rtf"] = timed(tok_detok, repeats) / seconds
+    out["vocoder_rtf"] = timed(lambda: vocoder(tok.features.raw(wav[None])[0]), repeats) / seconds
+    tts = TTSModel.from_uniwav(pre, TTSModelConfig(vocab=list(" 'abcdefghijklmnopqrstuvwxyz"))).eval()
+    from uniwav.inference.tts import synthesize
+
+    text = "the quick brown fox jumps over the lazy dog"
+    n = len(synthesize(tts, wav[: 3 * cfg.features.sample_rate].numpy(), text, synth, nfe=2))
+    gen_seconds = n / cfg.features.sample_rate
+    for nfe in nfes:
+        t = timed(lambda: synthesize(tts, wav[: 3 * cfg.features.sample_rate].numpy(), text, synth, nfe=nfe, guidance=1.0), repeats)
+        out[f"tts_nfe{nfe}_rtf"] = t / gen_seconds
+    return out
+
+
+def _vocoder_preset() -> dict:
+    from importlib import resources
+
+    import yaml
+
+    return yaml.safe_load((resources.files("uniwav.configs") / "vocoder_tiny.yaml").read_text())["model"]
+
+
+_MEMORY_CHILD = r"""
+import json, resource, sys, torch
+from uniwav.bench.run import _preset_model_config
+from uniwav.models.uniwav import UniWav
+preset, batch, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+cfg = _preset_model_config(preset)
+model = UniWav(cfg).train()
+opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+T = int(seconds * cfg.features.frame_rate)
+feats, lengths = torch.randn(batch, T, cfg.features.n_mels), torch.full((batch,), T)
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024  # kB -> MB
+before = status("VmRSS")
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+out = model(feats, lengths); out.loss.backward(); opt.step()
+peak = status("VmHWM")
+print(json.dumps({"peak_mb": peak, "step_mb": peak - before, "params_m": sum(p.numel() for p in model.parameters()) / 1e6}))
+"""
+
+
+def memory(preset: str, device: str, batch: int, seconds: float) -> dict:
+    if device == "cuda":
+        from uniwav.models.uniwav import UniWav
+
+        cfg = _preset_model_config(preset)
+        torch.cuda.reset_peak_memory_stats()
+        model = UniWav(cfg).cuda().train()
+        T = int(seconds * cfg.features.frame_rate)
+        base = torch.cuda.memory_allocated()
+        out = model(torch.randn(batch, T, cfg.features.n_mels, device="cuda"), torch.full((batch,), T, device="cuda"))
+        out.loss.backward()
+        return {"peak_mb": torch.cuda.max_memory_allocated() / 2**20, "step_mb": (torch.cuda.max_memory_allocated() - base) / 2**20}
+    res = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, preset, str(batch), str(seconds)], capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def run_all(quick: bool, device: str, files: list) -> dict:
+    presets = ["tiny"] if quick else ["tiny", "base"]
+    repeats = 3 if quick else 5
+    result = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": quick}
+    for p in presets:
+        batch, secs = (4, 6.0) if p == "tiny" else (2, 6.0)
+        result[f"train_step.{p}"] = train_step(p, device, batch, secs, repeats)
+        if device == "cpu":  # what flushing denormals to zero (the trainer's setting on CPU) buys
+            off = train_step(p, device, batch, secs, repeats, flush_denormal=False)
+            result[f"train_step.{p}"]["denormal_flush_speedup"] = off["step_seconds"] / result[f"train_step.{p}"]["step_seconds"]
+        result[f"memory.{p}"] = memory(p, device, batch, secs)
+    result["encoder_vs_hubert"] = encoder_vs_hubert("tiny" if quick else "base", device, 4 if quick else 2, 6.0, repeats)
+    if files:
+        result["features"] = features(files)
+    result["inference"] = inference(device, 8.0, [4, 8, 16, 32], 1 if quick else 3)
+    return result
+
+
+def table(result: dict) -> str:
+    rows = []
+    for key, value in result.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                rows.append(f"{key}.{k:<36} {v:.4g}" if isinstance(v, float) else f"{key}.{k:<36} {v}")
+        else:
+            rows.append(f"{key:<44} {value}")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="uniwav bench", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+def add_arguments(p):
+    p.add_argument("--quick", action="store_true", help="tiny preset only, fewer repeats (a few minutes on 2 cores)")
+    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    p.add_argument("--data", default=None, help="a prepared data folder: its test audio feeds the feature benchmark")
+
+
+def run(args) -> int:
+    files = []
+    if args.data:
+        from uniwav.data.manifests import load_cuts
+
+        files = [c.recording.sources[0].source for c in list(load_cuts(args.data, "test"))[:40]]
+    result = run_all(args.quick, args.device, files)
+    print(table(result))
+    if args.json:
+        from uniwav.utils import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
