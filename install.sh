@@ -2,11 +2,11 @@
 # Installs uniwav and what it needs on a fresh machine. Usage: bash install.sh [--dev]
 #   - espeak-ng + fortunes-min (Debian/Ubuntu packages) for the built-in demo corpus
 #   - torch: kept if already installed (install your CUDA build first); else the CPU build torch==2.13.0
-#   - uniwav itself, editable, with the dev extra (pytest) when --dev is given
+#   - uniwav itself, editable, with the eval extra (independent scorers); --dev adds pytest and transformers
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
-extra=""
+extra="[eval]"
 [ "${1:-}" = "--dev" ] && extra="[dev]"
 
 if ! command -v espeak-ng >/dev/null 2>&1 || ! ls /usr/share/games/fortunes/fortunes >/dev/null 2>&1; then

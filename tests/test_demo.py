@@ -47,3 +47,43 @@ def check_report(path):
     assert {"html", "table", "img", "audio"} <= set(tags)
     assert refs and all((path.parent / ref).is_file() for ref in refs), [r for r in refs if not (path.parent / r).is_file()]
     assert sum(ref.endswith(".wav") for ref in refs) >= 6
+
+
+def test_report_generator_on_tiny_artifacts(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from uniwav.config import FeatureConfig
+    from uniwav.evaluation.report import Report
+    from uniwav.features.mel import LogMel
+
+    r = Report(tmp_path / "rep", "a <test> report")
+    r.section("numbers & things")
+    r.table({"system <a>": {"cer": 0.25, "n": 3}, "b": {"cer": None, "n": 4}})
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    r.figure(fig, "curve", "a curve")
+    t = np.arange(16000) / 16000
+    r.clips([("tone", 0.3 * np.sin(2 * np.pi * 220 * t)), ("noise", 0.01 * np.random.default_rng(0).standard_normal(16000))], 16000,
+            "clips", LogMel(FeatureConfig()))
+    path = r.write()
+    text = path.read_text()
+    assert "&lt;test&gt;" in text and "system &lt;a&gt;" in text and "<td>-</td>" in text  # escaped, missing values shown
+    check_report_files(path, min_audio=2)
+
+
+def check_report_files(path, min_audio):
+    from html.parser import HTMLParser
+
+    refs = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            refs.extend(v for k, v in attrs if k == "src")
+
+    Parser().feed(path.read_text())
+    assert all((path.parent / ref).is_file() for ref in refs)
+    assert sum(ref.endswith(".wav") for ref in refs) >= min_audio and sum(ref.endswith(".png") for ref in refs) >= 1

@@ -159,3 +159,9 @@ def test_finetune_tts_speak_and_evaluate(demo_data, tmp_path):
                  "model.encoder.pos_conv_kernel=5", "model.encoder.pos_conv_groups=4", "model.decoder.dim=32", "model.decoder.layers=2",
                  "model.decoder.heads=2", "model.decoder.ffn_dim=64", "model.decoder.pos_conv_kernel=5", "model.decoder.pos_conv_groups=4",
                  "model.features.n_mels=20"]) == 0
+
+
+def test_python_api_speaks():
+    tts = small_tts().eval()
+    out = tts.tts(tone(2.0), "a cab", nfe=2, prompt_text="abc")
+    assert out.dtype == np.float32 and out.ndim == 1 and len(out) > 0

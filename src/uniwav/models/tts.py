@@ -199,6 +199,14 @@ class TTSModel(PretrainedMixin, nn.Module):
         x1 = solve_ode(velocity, x0, nfe, method)
         return x1[0, Tp:]
 
+    def tts(self, prompt_wav, text: str, vocoder: Optional[str] = None, prompt_text: Optional[str] = None, **kwargs):
+        """Speech [S] (numpy float32) saying ``text`` in the voice of ``prompt_wav`` (at features.sample_rate).
+        Keyword arguments as ``uniwav.inference.tts.synthesize``: nfe, guidance, speed, seed, asr."""
+        from uniwav.inference.tts import synthesize
+        from uniwav.inference.vocoders import Synthesizer
+
+        return synthesize(self, prompt_wav, text, Synthesizer(self.cfg.features, vocoder), prompt_text=prompt_text, **kwargs)
+
 
 def guided_velocity(v_cond: torch.Tensor, v_uncond: torch.Tensor, weight: float) -> torch.Tensor:
     """Classifier-free guidance: v = v_cond + w (v_cond - v_uncond) (w = 0: no guidance)."""
