@@ -175,7 +175,7 @@ def _tts(ctx, name, init):
                  max_minutes=ctx["minutes"][name])
 
 
-def _save_samples(ctx, name, audio: dict, keys: list, count: int = 2):
+def _save_samples(ctx, name, audio: dict, keys: list, count: int = 2, sample_rate: int = 16000):
     """Keep a few outputs for the report: out/samples/{name}/{system}_{i}.wav."""
     from uniwav.data.audio import write_audio
 
@@ -183,7 +183,7 @@ def _save_samples(ctx, name, audio: dict, keys: list, count: int = 2):
     for system in keys:
         for i, wav in enumerate(audio[system][:count]):
             tag = system.replace(" ", "_").replace("/", "").replace("(", "").replace(")", "").replace("=", "")
-            write_audio(folder / f"{tag}_{i}.wav", wav, 16000)
+            write_audio(folder / f"{tag}_{i}.wav", wav, sample_rate)
 
 
 def _evaluate_tokens(ctx):
@@ -202,7 +202,7 @@ def _evaluate_tokens(ctx):
     result = evaluate_resynth(tok, cuts, [500, 1000], synth, nfe=16, asr_model=CTCModel.from_pretrained(out / _best_asr(ctx)),
                               whisper_dir=resolve_whisper("auto"), max_utterances=ctx["args"].eval_utterances)
     audio = result.pop("_audio")
-    _save_samples(ctx, "tokens", audio, list(audio))
+    _save_samples(ctx, "tokens", audio, list(audio), sample_rate=tok.cfg.features.sample_rate)
     atomic_write_text(out / "tokens.test.json", json.dumps(result, indent=1))
     ctx["metrics"]["tokens"] = result["rows"]
     # the vocoder itself against Griffin-Lim, on the same utterances
@@ -240,7 +240,7 @@ def _evaluate_tts(ctx):
         result = evaluate_tts(model, load_cuts(ctx["data"], "test"), Synthesizer(model.cfg.features, str(out / "vocoder")), NFES,
                               asr_model=asr, whisper_dir=resolve_whisper("auto"), max_pairs=ctx["args"].eval_utterances)
         audio = result.pop("_audio")
-        _save_samples(ctx, name, audio, list(audio))
+        _save_samples(ctx, name, audio, list(audio), sample_rate=model.cfg.features.sample_rate)
         atomic_write_text(out / f"{name}.test.json", json.dumps(result, indent=1))
         ctx["metrics"]["tts"][name] = result["rows"]
         ctx["metrics"]["tts"]["pairs"] = result["pairs"][:2]
