@@ -25,7 +25,7 @@ from uniwav.evaluation.asr import error_rates
 from uniwav.inference.ctc_decode import greedy_decode
 from uniwav.models.ctc import CTCModel
 from uniwav.training.oom import explain_oom
-from uniwav.training.schedule import warmup_cosine
+from uniwav.training.schedule import adamw_warmup_cosine
 from uniwav.training.trainer import build_trainer, fit, resolve_run_config
 from uniwav.utils import stable_seed
 
@@ -90,13 +90,7 @@ class ASRTask(L.LightningModule):
         encoder = [p for p in self.model.encoder.parameters() if p.requires_grad]
         ids = {id(p) for p in encoder}
         rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in ids]
-        groups = [{"params": rest, "lr": o.lr}, {"params": encoder, "lr": o.lr * self.cfg.encoder_lr_scale}]
-        optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-
-        def lr_lambda(step):
-            return warmup_cosine(step, o.warmup_steps, o.total_steps, o.final_lr_ratio)
-
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda), "interval": "step"}}
+        return adamw_warmup_cosine([{"params": rest, "lr": o.lr}, {"params": encoder, "lr": o.lr * self.cfg.encoder_lr_scale}], o)
 
 
 class ASRData(L.LightningDataModule):

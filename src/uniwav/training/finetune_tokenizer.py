@@ -19,9 +19,10 @@ import torch
 from uniwav.config import ConfigError, FinetuneTokenizerConfig, from_dict, load_config, to_dict
 from uniwav.data.manifests import available_splits, load_cuts
 from uniwav.models.tokenizer import SpeechTokenizer
+from uniwav.training.callbacks import PeriodicSamples
 from uniwav.training.oom import explain_oom
 from uniwav.training.run import PretrainData, check_sample_rate
-from uniwav.training.schedule import warmup_cosine
+from uniwav.training.schedule import adamw_warmup_cosine
 from uniwav.training.trainer import build_trainer, fit, resolve_run_config
 from uniwav.utils import stable_seed
 
@@ -60,52 +61,35 @@ class TokenizerTask(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        o = self.cfg.optim
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-
-        def lr_lambda(step):
-            return warmup_cosine(step, o.warmup_steps, o.total_steps, o.final_lr_ratio)
-
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda), "interval": "step"}}
+        return adamw_warmup_cosine([p for p in self.model.parameters() if p.requires_grad], self.cfg.optim)
 
 
-class TokenizerSamples(L.Callback):
-    """Every ``every`` updates: a dev utterance's mel, and its resynthesis from 1..K codebooks."""
+class TokenizerSamples(PeriodicSamples):
+    """A dev utterance's mel, and its resynthesis from 1..K codebooks (images, Griffin-Lim audio, L1)."""
 
     def __init__(self, batch: dict, every: int, nfe: int = 16):
-        self.batch, self.every, self.nfe, self._last = batch, every, nfe, -1
+        super().__init__(every)
+        self.batch, self.nfe = batch, nfe
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        step = trainer.global_step
-        if trainer.global_rank != 0 or step == 0 or step % self.every or self._last == step:
-            return
-        self._last = step
-        tb = getattr(trainer.logger, "experiment", None)
-        if tb is None:
-            return
+    def log_samples(self, tb, model, step: int) -> None:
         from uniwav.features.griffin_lim import GriffinLim
         from uniwav.training import plots
 
-        model = pl_module.model
-        was_training = model.training
-        model.eval()
-        try:
-            wav = self.batch["audio"][:1, : int(self.batch["audio_lens"][0])].to(pl_module.device)
-            feats, _ = model.features(wav)
-            panels = {"original": model.features.denormalize(feats[0]).cpu()}
-            gl = GriffinLim(model.cfg.features, n_iter=32).to(pl_module.device)
-            sr = model.cfg.features.sample_rate
-            for n in range(1, model.quantizer.num_quantizers + 1):
-                codes, frames = model.encode(wav, num_quantizers=n)
-                mel = model.features.denormalize(model.decode(codes, frames, nfe=self.nfe)[0])
-                panels[f"{model.bitrate(n):g} bit/s"] = mel.cpu()
-                l1 = float((mel - panels["original"].to(mel.device)).abs().mean())
-                tb.add_scalar(f"samples/mel_l1_{model.bitrate(n):g}bps", l1, step)
-                tb.add_audio(f"samples/resynth_{model.bitrate(n):g}bps_griffinlim", gl(mel).cpu()[None], step, sample_rate=sr)
-            tb.add_figure("samples/mel_resynthesis", plots.mel_figure(panels, title=f"step {step}"), step)
-        finally:
-            model.train(was_training)
+        device = model.layer_weights.device
+        wav = self.batch["audio"][:1, : int(self.batch["audio_lens"][0])].to(device)
+        feats, _ = model.features(wav)
+        original = model.features.denormalize(feats[0])
+        panels = {"original": original.cpu()}
+        gl = GriffinLim(model.cfg.features, n_iter=32).to(device)
+        sr = model.cfg.features.sample_rate
+        for n in range(1, model.quantizer.num_quantizers + 1):
+            codes, frames = model.encode(wav, num_quantizers=n)
+            mel = model.features.denormalize(model.decode(codes, frames, nfe=self.nfe)[0])
+            rate = f"{model.bitrate(n):g}"
+            panels[f"{rate} bit/s"] = mel.cpu()
+            tb.add_scalar(f"samples/mel_l1_{rate}bps", float((mel - original).abs().mean()), step)
+            tb.add_audio(f"samples/resynth_{rate}bps_griffinlim", gl(mel).cpu()[None], step, sample_rate=sr)
+        tb.add_figure("samples/mel_resynthesis", plots.mel_figure(panels, title=f"step {step}"), step)
 
 
 def finetune_tokenizer(data_dir, run_dir, init: str, preset: Optional[str] = None, overrides: Optional[list[str]] = None,

@@ -23,9 +23,10 @@ from uniwav.data.manifests import load_cuts
 from uniwav.data.stats import ensure_stats
 from uniwav.evaluation.probing import read_alignments
 from uniwav.models.tts import NO_TEXT, TTSModel, alignment_tokens, expand_tokens
+from uniwav.training.callbacks import PeriodicSamples
 from uniwav.training.oom import explain_oom
 from uniwav.training.run import check_sample_rate
-from uniwav.training.schedule import warmup_cosine
+from uniwav.training.schedule import adamw_warmup_cosine
 from uniwav.training.trainer import build_trainer, fit, resolve_run_config
 from uniwav.utils import stable_seed
 
@@ -83,13 +84,7 @@ class TTSTask(L.LightningModule):
         return out.loss
 
     def configure_optimizers(self):
-        o = self.cfg.optim
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-
-        def lr_lambda(step):
-            return warmup_cosine(step, o.warmup_steps, o.total_steps, o.final_lr_ratio)
-
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda), "interval": "step"}}
+        return adamw_warmup_cosine(self.model.parameters(), self.cfg.optim)
 
 
 class TTSData(L.LightningDataModule):
@@ -103,43 +98,32 @@ class TTSData(L.LightningDataModule):
                                world_size=t.world_size, start=t.global_step * t.accumulate_grad_batches, num_workers=d.num_workers)
 
 
-class TTSSamples(L.Callback):
-    """Every ``every`` updates: a dev utterance's second half spoken from its first half and its text."""
+class TTSSamples(PeriodicSamples):
+    """A dev utterance's second half spoken from its first half and its text: mel images and audio."""
 
     def __init__(self, wav: torch.Tensor, row: dict, every: int, nfe: int = 16):
-        self.wav, self.row, self.every, self.nfe, self._last = wav, row, every, nfe, -1
+        super().__init__(every)
+        self.wav, self.row, self.nfe = wav, row, nfe
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        step = trainer.global_step
-        if trainer.global_rank != 0 or step == 0 or step % self.every or self._last == step:
-            return
-        self._last = step
-        tb = getattr(trainer.logger, "experiment", None)
-        if tb is None:
-            return
+    def log_samples(self, tb, model, step: int) -> None:
         from uniwav.features.griffin_lim import GriffinLim
         from uniwav.training import plots
 
-        model = pl_module.model
-        was = model.training
-        model.eval()
-        try:
-            feats, frames = model.features(self.wav[None].to(pl_module.device))
-            feats = feats[0, : int(frames[0])]
-            tok, dur = alignment_tokens(self.row, model.index)
-            dur = torch.tensor(dur)
-            cum = torch.cumsum(dur, 0)
-            half = int((cum <= feats.shape[0] // 2).sum())  # tokens whose frames end in the first half
-            Tp = int(cum[half - 1]) if half > 0 else 0
-            gen = model.generate(feats[:Tp], tok[half:], dur[half:], nfe=self.nfe, guidance=1.0)
-            target = model.features.denormalize(feats)
-            made = model.features.denormalize(torch.cat([feats[:Tp], gen]))
-            tb.add_figure("samples/mel_target_tts", plots.mel_figure({"target": target.cpu(), "prompt + generated": made.cpu()},
-                                                                     title=f"step {step}: prompt {Tp} frames"), step)
-            gl = GriffinLim(model.cfg.features, n_iter=32).to(pl_module.device)
-            tb.add_audio("samples/tts_griffinlim", gl(made).cpu()[None], step, sample_rate=model.cfg.features.sample_rate)
-        finally:
-            model.train(was)
+        device = model.layer_weights.device
+        feats, frames = model.features(self.wav[None].to(device))
+        feats = feats[0, : int(frames[0])]
+        tok, dur = alignment_tokens(self.row, model.index)
+        dur = torch.tensor(dur)
+        cum = torch.cumsum(dur, 0)
+        half = int((cum <= feats.shape[0] // 2).sum())  # tokens whose frames end in the first half
+        Tp = int(cum[half - 1]) if half > 0 else 0
+        gen = model.generate(feats[:Tp], tok[half:], dur[half:], nfe=self.nfe, guidance=1.0)
+        target = model.features.denormalize(feats)
+        made = model.features.denormalize(torch.cat([feats[:Tp], gen]))
+        tb.add_figure("samples/mel_target_tts", plots.mel_figure({"target": target.cpu(), "prompt + generated": made.cpu()},
+                                                                 title=f"step {step}: prompt {Tp} frames"), step)
+        gl = GriffinLim(model.cfg.features, n_iter=32).to(device)
+        tb.add_audio("samples/tts_griffinlim", gl(made).cpu()[None], step, sample_rate=model.cfg.features.sample_rate)
 
 
 def finetune_tts(data_dir, run_dir, alignments_dir, init: str = "none", preset: Optional[str] = None, overrides: Optional[list[str]] = None,

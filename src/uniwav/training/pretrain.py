@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from uniwav.config import PretrainConfig, from_dict, to_dict
 from uniwav.models.uniwav import UniWav
 from uniwav.training.oom import explain_oom
-from uniwav.training.schedule import warmup_cosine
+from uniwav.training.schedule import adamw_warmup_cosine
 from uniwav.utils import stable_seed
 
 
@@ -107,12 +107,4 @@ class PretrainTask(L.LightningModule):
             if not p.requires_grad:
                 continue
             (no_decay if p.dim() < 2 or name.endswith("bias") else decay).append(p)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, betas=tuple(o.betas)
-        )
-
-        def lr_lambda(step):
-            return warmup_cosine(step, o.warmup_steps, o.total_steps, o.final_lr_ratio)
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_warmup_cosine([{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], o)

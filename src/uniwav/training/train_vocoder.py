@@ -21,9 +21,10 @@ from uniwav.config import TrainVocoderConfig, from_dict, load_config, to_dict
 from uniwav.data.manifests import available_splits, load_cuts
 from uniwav.models.discriminators import Discriminators, discriminator_loss, feature_matching_loss, generator_loss
 from uniwav.models.vocoder import Vocoder
+from uniwav.training.callbacks import PeriodicSamples
 from uniwav.training.oom import explain_oom
 from uniwav.training.run import PretrainData, check_sample_rate
-from uniwav.training.schedule import warmup_cosine
+from uniwav.training.schedule import adamw_warmup_cosine
 from uniwav.training.trainer import build_trainer, fit, resolve_run_config
 from uniwav.utils import stable_seed
 
@@ -98,38 +99,24 @@ class VocoderTask(L.LightningModule):
             log("loss/feature_matching", fm.detach())
 
     def configure_optimizers(self):
-        o = self.cfg.optim
-
-        def lr_lambda(step):
-            return warmup_cosine(step, o.warmup_steps, o.total_steps, o.final_lr_ratio)
-
-        opts = [torch.optim.AdamW(m.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-                for m in (self.model, self.discriminators)]
-        return opts, [torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda) for opt in opts]
+        g, d = (adamw_warmup_cosine(m.parameters(), self.cfg.optim) for m in (self.model, self.discriminators))
+        return [g["optimizer"], d["optimizer"]], [g["lr_scheduler"]["scheduler"], d["lr_scheduler"]["scheduler"]]
 
 
-class VocoderSamples(L.Callback):
-    """Every ``every`` updates: a dev utterance and its vocoded version (audio and mel images)."""
+class VocoderSamples(PeriodicSamples):
+    """A dev utterance and its vocoded version: audio, mel images and their L1."""
 
     def __init__(self, batch: dict, every: int):
-        self.batch, self.every, self._last = batch, every, -1
+        super().__init__(every)
+        self.batch = batch
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        step = trainer.global_step
-        if trainer.global_rank != 0 or step == 0 or step % self.every or self._last == step:
-            return
-        self._last = step
-        tb = getattr(trainer.logger, "experiment", None)
-        if tb is None:
-            return
+    def log_samples(self, tb, model, step: int) -> None:
         from uniwav.training import plots
 
-        model = pl_module.model
-        with torch.no_grad():
-            wav = self.batch["audio"][0, : int(self.batch["audio_lens"][0])].to(pl_module.device)
-            out = model.analysis_synthesis(wav)
-            mel, _ = model.features.raw(wav[None])
-            mel_out, _ = model.features.raw(out[None])
+        wav = self.batch["audio"][0, : int(self.batch["audio_lens"][0])].to(model.head.window.device)
+        out = model.analysis_synthesis(wav)
+        mel, _ = model.features.raw(wav[None])
+        mel_out, _ = model.features.raw(out[None])
         sr = model.cfg.features.sample_rate
         tb.add_audio("samples/original", wav.cpu()[None], step, sample_rate=sr)
         tb.add_audio("samples/vocoded", out.clamp(-1, 1).cpu()[None], step, sample_rate=sr)
