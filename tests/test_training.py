@@ -163,7 +163,9 @@ def test_interrupt_writes_a_checkpoint_and_the_run_resumes(demo_data, tmp_path, 
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "uniwav", "pretrain", "--data", str(demo_data), "--out", str(run), "--config", "tiny",
            "--max-steps", "100000", "--no-progress", *SMALL_OVERRIDES, "trainer.checkpoint_every=100000", "trainer.sample_every=100000"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # a shell's background jobs inherit an ignored SIGINT; a user's terminal never does
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and _event_bytes(run) < 2000:  # a few steps have been logged
         time.sleep(0.5)
