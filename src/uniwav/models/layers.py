@@ -13,6 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def mix_layers(weights: torch.Tensor, hidden) -> torch.Tensor:
+    """z = sum_l softmax(weights)_l * hidden_l: weights [L], hidden L x [B, T, D] -> [B, T, D]."""
+    w = torch.softmax(weights.float(), dim=0).to(hidden[0].dtype)
+    return torch.einsum("l,lbtd->btd", w, torch.stack(list(hidden)))
+
+
 def lengths_to_padding_mask(lengths: torch.Tensor, max_len: Optional[int] = None) -> torch.Tensor:
     """[B] lengths -> bool [B, T], True at padded frames."""
     max_len = int(lengths.max()) if max_len is None else max_len

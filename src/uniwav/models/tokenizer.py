@@ -20,7 +20,7 @@ from uniwav.features.mel import LogMel
 from uniwav.models.decoder import FlowDecoder
 from uniwav.models.encoder import Encoder
 from uniwav.models.flow import masked_mse, ot_path, sample_noise, solve_ode
-from uniwav.models.layers import lengths_to_padding_mask
+from uniwav.models.layers import lengths_to_padding_mask, mix_layers
 from uniwav.models.pretrained import PretrainedMixin
 from uniwav.models.quantizer import ResidualVQ
 
@@ -92,9 +92,7 @@ class SpeechTokenizer(PretrainedMixin, nn.Module):
 
     def represent(self, feats: torch.Tensor, padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """The quantiser's input: LayerNorm(z) [B, T, D], z = softmax(w)-weighted sum of the encoder's layers."""
-        hidden = self.encoder(feats, padding_mask).hidden
-        w = torch.softmax(self.layer_weights.float(), 0).to(hidden[0].dtype)
-        z = torch.einsum("l,lbtd->btd", w, torch.stack(hidden))
+        z = mix_layers(self.layer_weights, self.encoder(feats, padding_mask).hidden)
         return F.layer_norm(z, z.shape[-1:])
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, num_quantizers: Optional[int] = None) -> TokenizerOutput:

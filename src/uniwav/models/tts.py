@@ -28,7 +28,7 @@ from uniwav.features.mel import LogMel
 from uniwav.models.decoder import FlowDecoder
 from uniwav.models.encoder import Encoder
 from uniwav.models.flow import masked_mse, ot_path, sample_noise, solve_ode
-from uniwav.models.layers import lengths_to_padding_mask
+from uniwav.models.layers import lengths_to_padding_mask, mix_layers
 from uniwav.models.pretrained import PretrainedMixin
 
 NO_TEXT, SILENCE = 0, 1
@@ -134,9 +134,7 @@ class TTSModel(PretrainedMixin, nn.Module):
     def condition(self, feats: torch.Tensor, mask: torch.Tensor, frame_tokens: torch.Tensor,
                   padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """cond [B, T, D] = z(features with ``mask`` frames masked) + text projection."""
-        hidden = self.encoder(feats, padding_mask, mask).hidden
-        w = torch.softmax(self.layer_weights.float(), 0).to(hidden[0].dtype)
-        z = torch.einsum("l,lbtd->btd", w, torch.stack(hidden))
+        z = mix_layers(self.layer_weights, self.encoder(feats, padding_mask, mask).hidden)
         return z + self.text_proj(self.text_embed(frame_tokens))
 
     def forward(self, feats, lengths, frame_tokens, tokens, durations, token_lengths, mask, drop_condition) -> TTSOutput:

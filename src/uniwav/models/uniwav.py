@@ -18,7 +18,7 @@ from uniwav.models.decoder import FlowDecoder
 from uniwav.models.ema import annealed_decay, ema_update
 from uniwav.models.encoder import Encoder, span_mask
 from uniwav.models.flow import masked_mse, ot_path, sample_noise, solve_ode
-from uniwav.models.layers import lengths_to_padding_mask
+from uniwav.models.layers import lengths_to_padding_mask, mix_layers
 from uniwav.models.pretrained import PretrainedMixin
 
 
@@ -55,8 +55,7 @@ class UniWav(PretrainedMixin, nn.Module):
 
     def mix(self, hidden: Sequence[torch.Tensor]) -> torch.Tensor:
         """z = sum_l softmax(w)_l * h_l: [B, T, D]."""
-        w = torch.softmax(self.layer_weights.float(), dim=0).to(hidden[0].dtype)
-        return torch.einsum("l,lbtd->btd", w, torch.stack(list(hidden)))
+        return mix_layers(self.layer_weights, hidden)
 
     @torch.no_grad()
     def teacher_targets(self, feats: torch.Tensor, padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
