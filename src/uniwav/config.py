@@ -160,6 +160,10 @@ class OptimConfig:
     final_lr_ratio: float = 0.0
     grad_clip: float = 10.0
 
+    def validate(self) -> None:
+        if self.warmup_steps >= self.total_steps:
+            raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
+
 
 @dataclass
 class DataConfig:
@@ -194,8 +198,7 @@ class PretrainConfig:
 
     def validate(self) -> None:
         self.model.validate()
-        if self.optim.warmup_steps >= self.optim.total_steps:
-            raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
+        self.optim.validate()
 
 
 @dataclass
@@ -236,8 +239,7 @@ class FinetuneASRConfig:
 
     def validate(self) -> None:
         self.model.validate()
-        if self.optim.warmup_steps >= self.optim.total_steps:
-            raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
+        self.optim.validate()
         if self.init_from not in ("student", "teacher"):
             raise ConfigError(f"init_from must be 'student' or 'teacher', got {self.init_from!r}")
 
@@ -280,8 +282,7 @@ class FinetuneTokenizerConfig:
 
     def validate(self) -> None:
         self.model.validate()
-        if self.optim.warmup_steps >= self.optim.total_steps:
-            raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
+        self.optim.validate()
 
 
 @dataclass
@@ -317,8 +318,7 @@ class TrainVocoderConfig:
 
     def validate(self) -> None:
         self.model.validate()
-        if self.optim.warmup_steps >= self.optim.total_steps:
-            raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
+        self.optim.validate()
 
 @dataclass
 class TTSModelConfig:
@@ -355,8 +355,7 @@ class FinetuneTTSConfig:
         self.model.validate()
         if not 0 < self.mask_min <= self.mask_max <= 1:
             raise ConfigError("need 0 < mask_min <= mask_max <= 1")
-        if self.optim.warmup_steps >= self.optim.total_steps:
-            raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
+        self.optim.validate()
 
 
 # ---------------------------------------------------------------- loading and saving

@@ -188,8 +188,8 @@ def _save_samples(ctx, name, audio: dict, keys: list, count: int = 2, sample_rat
 
 def _evaluate_tokens(ctx):
     from uniwav.data.manifests import load_cuts
-    from uniwav.evaluation.resynth import evaluate_resynth
-    from uniwav.evaluation.scorers import mel_distance, pesq_wb, resolve_whisper, stoi
+    from uniwav.evaluation.resynth import GROUND_TRUTH, evaluate_resynth
+    from uniwav.evaluation.scorers import resolve_whisper
     from uniwav.inference.vocoders import Synthesizer
     from uniwav.models.ctc import CTCModel
     from uniwav.models.tokenizer import SpeechTokenizer
@@ -205,22 +205,11 @@ def _evaluate_tokens(ctx):
     _save_samples(ctx, "tokens", audio, list(audio), sample_rate=tok.cfg.features.sample_rate)
     atomic_write_text(out / "tokens.test.json", json.dumps(result, indent=1))
     ctx["metrics"]["tokens"] = result["rows"]
-    # the vocoder itself against Griffin-Lim, on the same utterances
-    gl = Synthesizer(tok.cfg.features, None)
-    rows = {}
-    for name, s in (("vocos (ours)", synth), ("griffin-lim", gl)):
-        scores = []
-        for cut in list(cuts)[: ctx["args"].eval_utterances]:
-            wav = cut.load_audio()[0]
-            import torch
-
-            mel, _ = tok.features.raw(torch.as_tensor(wav)[None])
-            y = s(mel[0]).numpy()
-            scores.append((mel_distance(tok.features, y, wav), pesq_wb(y, wav, 16000), stoi(y, wav, 16000)))
-        rows[name] = {"mel_l1": float(sum(a for a, _, _ in scores) / len(scores)),
-                      "pesq": float(sum(b for _, b, _ in scores if b is not None) / max(1, sum(b is not None for _, b, _ in scores))),
-                      "stoi": float(sum(c for _, _, c in scores) / len(scores))}
-    ctx["metrics"]["vocoder"] = rows
+    # the vocoder itself against Griffin-Lim, on the same utterances (the ground-truth row of each)
+    gl = evaluate_resynth(tok, cuts, [], Synthesizer(tok.cfg.features, None), speaker=False, max_utterances=ctx["args"].eval_utterances)
+    keep = ("mel_l1", "pesq", "stoi")
+    ctx["metrics"]["vocoder"] = {name: {k: rows[GROUND_TRUTH][k] for k in keep}
+                                 for name, rows in (("vocos (ours)", result["rows"]), ("griffin-lim", gl["rows"]))}
 
 
 def _evaluate_tts(ctx):

@@ -15,6 +15,17 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 
+def _scan(convs, post, x: torch.Tensor):
+    """Leaky-ReLU conv stack + output conv -> (logits [B, N], every layer's feature map)."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     def __init__(self, period: int, channels: int = 32):
         super().__init__()
@@ -31,13 +42,7 @@ class PeriodDiscriminator(nn.Module):
         if S % self.period:
             wav = F.pad(wav, (0, self.period - S % self.period), mode="reflect")
         x = wav.view(B, 1, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _scan(self.convs, self.post, x)
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -56,13 +61,7 @@ class ResolutionDiscriminator(nn.Module):
     def forward(self, wav: torch.Tensor):
         spec = torch.stft(wav.float(), self.n_fft, self.n_fft // 4, window=self.window, center=True, return_complex=True)
         x = torch.log1p(spec.abs())[:, None]  # [B, 1, F, T]
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _scan(self.convs, self.post, x)
 
 
 class Discriminators(nn.Module):
