@@ -308,3 +308,69 @@ def test_effective_rank_and_layer_stats():
     h[1, 6:] = 1e6  # padding must not count
     stats = layer_stats([h, 2 * h], torch.tensor([10, 6]))
     assert stats[1]["rms"] == pytest.approx(2 * stats[0]["rms"], rel=1e-5) and stats[0]["rms"] < 2
+
+
+# ---------------------------------------------------------------- torch.compile
+
+
+def test_compile_stacks_in_place_keeps_names_and_outputs():
+    from uniwav.models.compile import compile_stacks
+
+    torch.manual_seed(0)
+    model = UniWav(small_model_config()).train()
+    keys = list(model.state_dict())
+    feats, lengths = padded_batch([40, 31], 20)
+    mask = span_mask(lengths, 40, 0.8, 4, torch.Generator().manual_seed(0))
+    twin = copy.deepcopy(model)
+    assert compile_stacks(model) == 3  # student context network, EMA teacher, flow decoder
+    assert list(model.state_dict()) == keys  # checkpoints are unchanged
+    torch.manual_seed(1)
+    out = model(feats, lengths, mask)
+    out.loss.backward()
+    torch.manual_seed(1)
+    ref = twin(feats, lengths, mask)
+    ref.loss.backward()
+    assert out.loss.item() == pytest.approx(ref.loss.item(), rel=1e-4)
+    grad, grad_ref = model.encoder.context.blocks[0].ffn[0].weight.grad, twin.encoder.context.blocks[0].ffn[0].weight.grad
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-3, atol=1e-5)
+    from torch._dynamo.utils import counters
+
+    assert counters["stats"]["unique_graphs"] >= 3, dict(counters["stats"])  # really compiled, no eager fallback
+
+
+# ---------------------------------------------------------------- bf16 autocast (trainer.precision=auto)
+
+
+def test_bf16_autocast_keeps_features_targets_and_codebooks_float32():
+    torch.manual_seed(0)
+    model = UniWav(small_model_config()).train()
+    wav, lengths = torch.randn(2, 8000) * 0.1, torch.tensor([8000, 6000])
+    feats, frames = model.features(wav, lengths)
+    mask = span_mask(frames, feats.shape[1], 0.8, 4, torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        feats_bf, _ = model.features(wav, lengths)
+        targets = model.teacher_targets(feats, None)[:, 0]  # [K, T, D]
+        idx_bf = model.codebooks.assign(targets)
+        torch.manual_seed(1)
+        out = model(feats, frames, mask)
+    assert torch.equal(feats_bf, feats)  # the decoder's target is not rounded to bf16
+    assert torch.equal(idx_bf, model.codebooks.assign(targets))  # nearest codewords in float32
+    assert model.codebooks._acc_sums.dtype == torch.float32
+    torch.manual_seed(1)
+    ref = model(feats, frames, mask)
+    assert torch.isfinite(out.loss) and out.loss.dtype == torch.float32
+    assert out.enc_loss.item() == pytest.approx(ref.enc_loss.item(), rel=0.05)
+
+
+def test_student_warp_changes_what_the_student_sees_not_the_teacher_targets():
+    cfg = small_model_config()
+    cfg.encoder.student_warp = 0.2
+    torch.manual_seed(0)
+    model = UniWav(cfg).train()
+    feats, lengths = padded_batch([30, 22], 20)
+    view = model.student_view(feats, lengths)
+    assert view.shape == feats.shape and not torch.allclose(view, feats)
+    assert torch.equal(view[1, 22:], torch.zeros_like(view[1, 22:]))  # padding stays zero
+    assert torch.equal(model.eval().student_view(feats, lengths), feats)  # inference sees the input as is
+    cfg.encoder.student_warp = 0.0
+    assert torch.equal(model.train().student_view(feats, lengths), feats)

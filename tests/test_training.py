@@ -206,3 +206,10 @@ def test_out_of_memory_names_the_batch_and_the_fix(monkeypatch):
     batch = {"audio": torch.zeros(3, 16000), "audio_lens": torch.tensor([16000, 8000, 4000]), "index": 7, "ids": ["a", "b", "c"]}
     with pytest.raises(BatchTooLargeError, match="batch 7: 3 utterances, longest 16000 samples.*data.max_duration"):
         task.training_step(batch, 0)
+
+
+def test_precision_auto_resolves_to_a_lightning_precision():
+    from uniwav.training.trainer import resolve_precision
+
+    assert resolve_precision("32-true") == "32-true" and resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+    assert resolve_precision("auto", "cpu") in ("bf16-mixed", "32-true")

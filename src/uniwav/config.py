@@ -97,6 +97,10 @@ class EncoderConfig:
     pos_conv_groups: int = 16
     mask_prob: float = 0.8  # expected span starts = mask_prob * T / mask_span
     mask_span: int = 10
+    # Pre-training only (not in the paper): the student and the decoder see the utterance warped
+    # along the mel axis by a random factor in [1 - w, 1 + w] (a vocal-tract-length change), the
+    # teacher sees it unwarped, so the speaker detail in the targets cannot be predicted from the voice.
+    student_warp: float = 0.0
 
 
 @dataclass
@@ -180,12 +184,14 @@ class TrainerConfig:
     devices: Any = "auto"
     num_nodes: int = 1
     strategy: str = "auto"  # "ddp", "fsdp", ...
-    precision: str = "auto"  # "auto" = bf16-mixed where the hardware has it, else 32-true
+    precision: str = "auto"  # "auto" = bf16-mixed where the hardware multiplies bf16 fast (GPU or CPU), else 32-true
     accumulate_grad_batches: int = 1
     log_every: int = 10
     sample_every: int = 500  # mel images, audio and layer weights to TensorBoard
     checkpoint_every: int = 1000
     max_bad_steps: int = 20  # consecutive non-finite steps before stopping
+    compile: bool = False  # torch.compile the Transformer stacks (models/compile.py; `uniwav bench` measures the gain)
+    profiler: str = ""  # "simple" or "advanced": Lightning's per-hook timing report at the end of the run
 
 
 @dataclass

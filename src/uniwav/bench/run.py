@@ -2,8 +2,9 @@
 
 - train_step.<preset>.mfu: analytic model FLOPs per pre-training step (``bench.flops``) / step time,
   divided by the matrix-multiply FLOP rate measured here for the same dtype.
-- encoder_vs_hubert.speedup: forward+backward of our encoder context network against transformers'
-  HubertEncoderStableLayerNorm of the same shape (SDPA attention on both), same input. > 1 = ours faster.
+- encoder_vs_hubert.<preset>.speedup: forward+backward of our encoder context network against
+  transformers' HubertEncoderStableLayerNorm of the same shape and dropouts (SDPA attention on both),
+  same input, same precision. > 1 = ours faster.
 - features.x_realtime_per_core: loading + our log-mel, seconds of audio per second on one thread,
   and the same for lhotse's Fbank (the reference).
 - inference.*.rtf: processing time / audio duration (< 1 = faster than real time) for transcription,
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -53,9 +55,17 @@ def _preset_model_config(preset: str):
     return load_config(PretrainConfig, preset).model
 
 
-def train_step(preset: str, device: str, batch: int, seconds: float, repeats: int, flush_denormal: bool = True) -> dict:
-    """One pre-training update (forward, backward, AdamW, EMA teacher + codebooks) on a fresh model."""
+def _autocast(device: str, bf16: bool):
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
+
+
+def train_step(preset: str, device: str, batch: int, seconds: float, repeats: int, flush_denormal: bool = True,
+               compile: bool = False, bf16: bool = False) -> dict:
+    """One pre-training update (forward, backward, AdamW, EMA teacher + codebooks) on a fresh model:
+    float32 or bf16 autocast (``trainer.precision``), Transformer stacks eager or compiled
+    (``trainer.compile``). MFU is against the matmul rate of the same dtype."""
     from uniwav.bench.flops import pretrain_step_flops
+    from uniwav.models.compile import compile_stacks
     from uniwav.models.encoder import span_mask
     from uniwav.models.uniwav import UniWav
 
@@ -64,6 +74,8 @@ def train_step(preset: str, device: str, batch: int, seconds: float, repeats: in
         torch.manual_seed(0)
         cfg = _preset_model_config(preset)
         model = UniWav(cfg).to(device).train()
+        if compile:
+            compile_stacks(model)
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         T = int(seconds * cfg.features.frame_rate)
         feats = torch.randn(batch, T, cfg.features.n_mels, device=device)
@@ -72,51 +84,73 @@ def train_step(preset: str, device: str, batch: int, seconds: float, repeats: in
 
         def step():
             opt.zero_grad(set_to_none=True)
-            out = model(feats, lengths, mask)
+            with _autocast(device, bf16):
+                out = model(feats, lengths, mask)
             out.loss.backward()
             opt.step()
             model.after_optimizer_step(100)
 
-        sec = timed(step, repeats, device=device)
+        sec = timed(step, repeats, warmup=2 if compile else 1, device=device)
     finally:
         if previous is not None:
             torch.set_flush_denormal(False)
     flops = pretrain_step_flops(cfg, batch, T, int(mask.sum()))["total"]
-    rate = matmul_rate(device)
+    rate = matmul_rate(device, torch.bfloat16 if bf16 else torch.float32)
     return {"batch": batch, "seconds_of_audio": seconds, "step_seconds": sec, "model_tflops_per_step": flops / 1e12,
             "achieved_tflops": flops / sec / 1e12, "matmul_tflops": rate / 1e12, "mfu": flops / sec / rate}
 
 
-def encoder_vs_hubert(preset: str, device: str, batch: int, seconds: float, repeats: int) -> dict:
+def encoder_vs_hubert(preset: str, device: str, batch: int, seconds: float, repeats: int, compile: bool = False,
+                      bf16: bool = False) -> dict:
+    """Forward+backward of our context network against transformers' HuBERT encoder of the same
+    shape, dropouts and attention (SDPA), on the same input, under the same conditions: both
+    float32 eager (``speedup``), both bf16 autocast (``bf16_speedup``), both compiled
+    (``compiled_speedup``). > 1 = ours faster."""
+    import copy
+
     from transformers import HubertConfig
-    from transformers.models.hubert.modeling_hubert import HubertEncoderStableLayerNorm
+    from transformers.models.hubert.modeling_hubert import HubertEncoder, HubertEncoderStableLayerNorm
 
     from uniwav.models.encoder import ContextNetwork
 
     e = _preset_model_config(preset).encoder
+    torch.manual_seed(0)
     ours = ContextNetwork(e).to(device).train()
     hub_cfg = HubertConfig(hidden_size=e.dim, num_hidden_layers=e.layers, num_attention_heads=e.heads, intermediate_size=e.ffn_dim,
                            num_conv_pos_embeddings=e.pos_conv_kernel, num_conv_pos_embedding_groups=e.pos_conv_groups,
-                           hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, layerdrop=0.0,
-                           do_stable_layer_norm=True, hidden_act="gelu")
+                           hidden_dropout=e.dropout, attention_dropout=e.attention_dropout, activation_dropout=0.0, feat_proj_dropout=0.0,
+                           layerdrop=e.layer_drop, do_stable_layer_norm=e.norm_first, hidden_act="gelu")
     hub_cfg._attn_implementation = "sdpa"
-    hubert = HubertEncoderStableLayerNorm(hub_cfg).to(device).train()
+    hubert = (HubertEncoderStableLayerNorm if e.norm_first else HubertEncoder)(hub_cfg).to(device).train()  # pre-LN / post-LN
     T = int(seconds * 50)
     x = torch.randn(batch, T, e.dim, device=device)
 
-    def run_ours():
-        x_ = x.clone().requires_grad_(True)
-        _, _, final = ours(x_)
-        final.float().pow(2).mean().backward()
+    def fwd_bwd(module, final, bf16=False):
+        def run():
+            x_ = x.clone().requires_grad_(True)
+            with _autocast(device, bf16):
+                y = final(module(x_))
+            y.float().pow(2).mean().backward()
+        return run
 
-    def run_hubert():
-        x_ = x.clone().requires_grad_(True)
-        hubert(x_).last_hidden_state.float().pow(2).mean().backward()
-
-    t_ours = timed(run_ours, repeats, device=device)
-    t_hub = timed(run_hubert, repeats, device=device)
-    return {"ours_seconds": t_ours, "hubert_seconds": t_hub, "speedup": t_hub / t_ours,
-            "params_ours": sum(p.numel() for p in ours.parameters()), "params_hubert": sum(p.numel() for p in hubert.parameters())}
+    ours_final, hub_final = (lambda out: out[2]), (lambda out: out.last_hidden_state)
+    result = {"ours_seconds": timed(fwd_bwd(ours, ours_final), repeats, device=device),
+              "hubert_seconds": timed(fwd_bwd(hubert, hub_final), repeats, device=device)}
+    result["speedup"] = result["hubert_seconds"] / result["ours_seconds"]
+    if bf16:
+        result["ours_bf16_seconds"] = timed(fwd_bwd(ours, ours_final, True), repeats, device=device)
+        result["hubert_bf16_seconds"] = timed(fwd_bwd(hubert, hub_final, True), repeats, device=device)
+        result["bf16_speedup"] = result["hubert_bf16_seconds"] / result["ours_bf16_seconds"]
+    if compile:
+        ours_c, hub_c = copy.deepcopy(ours), copy.deepcopy(hubert)
+        ours_c.compile()
+        hub_c.compile()
+        result["ours_compiled_seconds"] = timed(fwd_bwd(ours_c, ours_final), repeats, warmup=2, device=device)
+        result["hubert_compiled_seconds"] = timed(fwd_bwd(hub_c, hub_final), repeats, warmup=2, device=device)
+        result["compiled_speedup"] = result["hubert_compiled_seconds"] / result["ours_compiled_seconds"]
+    result["params_ours"] = sum(p.numel() for p in ours.parameters())
+    result["params_hubert"] = sum(p.numel() for p in hubert.parameters())
+    return result
 
 
 def features(files: list, repeats: int = 1) -> dict:
@@ -180,6 +214,9 @@ def inference(device: str, seconds: float, nfes: list, repeats: int) -> dict:
     out["tokenize_detokenize_nfe16_rtf"] = timed(tok_detok, repeats) / seconds
     out["vocoder_rtf"] = timed(lambda: vocoder(tok.features.raw(wav[None])[0]), repeats) / seconds
     tts = TTSModel.from_uniwav(pre, TTSModelConfig(vocab=list(" 'abcdefghijklmnopqrstuvwxyz"))).eval()
+    with torch.no_grad():  # untrained durations are arbitrary: pin them to the demo corpus' rate
+        tts.duration.out.weight.zero_()
+        tts.duration.out.bias.fill_(math.log1p(FRAMES_PER_CHARACTER))
     from uniwav.inference.tts import synthesize
 
     text = "the quick brown fox jumps over the lazy dog"
@@ -189,6 +226,10 @@ def inference(device: str, seconds: float, nfes: list, repeats: int) -> dict:
         t = timed(lambda: synthesize(tts, wav[: 3 * cfg.features.sample_rate].numpy(), text, synth, nfe=nfe, guidance=1.0), repeats)
         out[f"tts_nfe{nfe}_rtf"] = t / gen_seconds
     return out
+
+
+# Frames per character the TTS benchmark generates (3 x 20 ms: the demo corpus speaks 16 characters a second).
+FRAMES_PER_CHARACTER = 3.0
 
 
 def _vocoder_preset() -> dict:
@@ -237,18 +278,42 @@ def memory(preset: str, device: str, batch: int, seconds: float) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def run_all(quick: bool, device: str, files: list) -> dict:
+def train_shape(preset: str, device: str) -> tuple[int, float]:
+    """(crops per batch, seconds per crop) of a training step: the preset's own batch
+    (data.max_duration of data.crop_seconds crops), except for presets above tiny on a CPU (2 x 6 s)."""
+    from uniwav.config import PretrainConfig, load_config
+
+    data = load_config(PretrainConfig, preset).data
+    if device == "cpu" and preset != "tiny":
+        return 2, 6.0
+    return max(1, int(data.max_duration // data.crop_seconds)), data.crop_seconds
+
+
+def run_all(quick: bool, device: str, files: list, compile: bool = True) -> dict:
+    from uniwav.training.trainer import resolve_precision
+
     presets = ["tiny"] if quick else ["tiny", "base"]
     repeats = 3 if quick else 5
-    result = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": quick}
+    precision = resolve_precision("auto", "cuda" if device == "cuda" else "cpu")
+    bf16 = precision == "bf16-mixed"
+    result = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": quick,
+              "trainer_precision_auto": precision}
     for p in presets:
-        batch, secs = (4, 6.0) if p == "tiny" else (2, 6.0)
-        result[f"train_step.{p}"] = train_step(p, device, batch, secs, repeats)
+        batch, secs = train_shape(p, device)
+        row = result[f"train_step.{p}"] = train_step(p, device, batch, secs, repeats)
+        if bf16:  # what trainer.precision=auto trains with here
+            half = train_step(p, device, batch, secs, repeats, bf16=True)
+            row.update(bf16_step_seconds=half["step_seconds"], bf16_matmul_tflops=half["matmul_tflops"], bf16_mfu=half["mfu"],
+                       bf16_speedup=row["step_seconds"] / half["step_seconds"])
+        if compile:  # trainer.compile: the Transformer stacks compiled
+            fast = train_step(p, device, batch, secs, repeats, compile=True)
+            row.update(compiled_step_seconds=fast["step_seconds"], compiled_mfu=fast["mfu"], compile_speedup=row["step_seconds"] / fast["step_seconds"])
         if device == "cpu":  # what flushing denormals to zero (the trainer's setting on CPU) buys
             off = train_step(p, device, batch, secs, repeats, flush_denormal=False)
-            result[f"train_step.{p}"]["denormal_flush_speedup"] = off["step_seconds"] / result[f"train_step.{p}"]["step_seconds"]
+            row["denormal_flush_speedup"] = off["step_seconds"] / row["step_seconds"]
         result[f"memory.{p}"] = memory(p, device, batch, secs)
-    result["encoder_vs_hubert"] = encoder_vs_hubert("tiny" if quick else "base", device, 4 if quick else 2, 6.0, repeats)
+    for p in presets:
+        result[f"encoder_vs_hubert.{p}"] = encoder_vs_hubert(p, device, *train_shape(p, device), repeats, compile=compile, bf16=bf16)
     if files:
         result["features"] = features(files)
     result["inference"] = inference(device, 8.0, [4, 8, 16, 32], 1 if quick else 3)
@@ -279,6 +344,7 @@ def add_arguments(p):
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     p.add_argument("--data", default=None, help="a prepared data folder: its test audio feeds the feature benchmark")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows (no C++ compiler, or in a hurry)")
 
 
 def run(args) -> int:
@@ -287,7 +353,7 @@ def run(args) -> int:
         from uniwav.data.manifests import load_cuts
 
         files = [c.recording.sources[0].source for c in list(load_cuts(args.data, "test"))[:40]]
-    result = run_all(args.quick, args.device, files)
+    result = run_all(args.quick, args.device, files, compile=not args.no_compile)
     print(table(result))
     if args.json:
         from uniwav.utils import atomic_write_text

@@ -69,7 +69,12 @@ class LogMel(nn.Module):
     @torch.autocast("cuda", enabled=False)
     @torch.autocast("cpu", enabled=False)
     def raw(self, wav: torch.Tensor, lengths: Optional[torch.Tensor] = None):
-        """Un-normalised log-mel [B, T, n_mels] and frame lengths [B]."""
+        """Un-normalised log-mel [B, T, n_mels] and frame lengths [B], in float32 even under autocast
+        (the decoder's regression target must not be rounded to bf16)."""
+        with torch.autocast(wav.device.type, enabled=False):
+            return self._raw(wav, lengths)
+
+    def _raw(self, wav: torch.Tensor, lengths: Optional[torch.Tensor]):
         if wav.dim() == 1:
             wav = wav[None]
         wav = wav.float()
@@ -97,3 +102,15 @@ class LogMel(nn.Module):
 
     def denormalize(self, feats: torch.Tensor) -> torch.Tensor:
         return feats * self.std + self.mean
+
+
+def warp_mel_axis(feats: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Vocal-tract-length perturbation of log-mel frames: out[b, :, f] = feats[b, :, f / factors[b]],
+    linearly interpolated between mel channels (clamped at the top). feats [B, T, F], factors [B]."""
+    B, T, F = feats.shape
+    pos = (torch.arange(F, device=feats.device, dtype=torch.float32)[None] / factors[:, None].float()).clamp(0, F - 1)  # [B, F]
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=F - 1)
+    w = (pos - lo.float()).to(feats.dtype)[:, None, :]
+    take = lambda idx: torch.gather(feats, 2, idx[:, None, :].expand(B, T, F))  # noqa: E731
+    return take(lo) * (1 - w) + take(hi) * w

@@ -83,9 +83,10 @@ class OnlineCodebooks(nn.Module):
 
     @torch.no_grad()
     def assign(self, x: torch.Tensor) -> torch.Tensor:
-        """x [K, N, D] -> nearest codeword indices [K, N] (squared L2, float32)."""
-        x = x.float()
-        dist2 = (x * x).sum(-1, keepdim=True) - 2 * torch.bmm(x, self.codewords.transpose(1, 2)) + (self.codewords**2).sum(-1)[:, None]
+        """x [K, N, D] -> nearest codeword indices [K, N] (squared L2, float32 even under autocast)."""
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.float()
+            dist2 = (x * x).sum(-1, keepdim=True) - 2 * torch.bmm(x, self.codewords.transpose(1, 2)) + (self.codewords**2).sum(-1)[:, None]
         return dist2.argmin(-1)
 
     @torch.no_grad()
@@ -94,7 +95,8 @@ class OnlineCodebooks(nn.Module):
         K, V, D = self.codewords.shape
         onehot = torch.zeros(K, idx.shape[1], V, device=x.device, dtype=torch.float32)
         onehot.scatter_(2, idx[..., None], 1.0)
-        sums = torch.bmm(onehot.transpose(1, 2), x.float())
+        with torch.autocast(x.device.type, enabled=False):
+            sums = torch.bmm(onehot.transpose(1, 2), x.float())
         counts = onehot.sum(1)
         if self._acc_sums is None:
             self._acc_sums, self._acc_counts = sums, counts

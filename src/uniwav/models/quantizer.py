@@ -28,8 +28,10 @@ def _distributed() -> bool:
 
 
 def _nearest(x: torch.Tensor, codewords: torch.Tensor) -> torch.Tensor:
-    """x [N, D], codewords [V, D] -> index of the nearest codeword (squared L2) [N]."""
-    d2 = (x * x).sum(-1, keepdim=True) - 2 * x @ codewords.T + (codewords * codewords).sum(-1)[None]
+    """x [N, D], codewords [V, D] -> index of the nearest codeword (squared L2, float32 even under autocast) [N]."""
+    with torch.autocast(x.device.type, enabled=False):
+        x, codewords = x.float(), codewords.float()
+        d2 = (x * x).sum(-1, keepdim=True) - 2 * x @ codewords.T + (codewords * codewords).sum(-1)[None]
     return d2.argmin(-1)
 
 

@@ -157,5 +157,5 @@ def finetune_asr(data_dir, run_dir, init: str = "none", preset: Optional[str] = 
     trainer = build_trainer(run_dir, cfg.trainer, grad_clip=cfg.optim.grad_clip, val_every=cfg.val_every,
                             max_steps=max_steps if max_steps is not None else cfg.optim.total_steps,
                             max_minutes=max_minutes, progress=progress, summary=not resuming, find_unused_parameters=True)
-    fit(trainer, task, ASRData(data_dir, cfg, cuts), run_dir)
+    fit(trainer, task, ASRData(data_dir, cfg, cuts), run_dir, compile=cfg.trainer.compile)
     return run_dir

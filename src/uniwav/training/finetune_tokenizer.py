@@ -121,5 +121,5 @@ def finetune_tokenizer(data_dir, run_dir, init: str, preset: Optional[str] = Non
                             max_steps=max_steps if max_steps is not None else cfg.optim.total_steps, max_minutes=max_minutes,
                             progress=progress, summary=not resuming, find_unused_parameters=not cfg.freeze_encoder,
                             callbacks=[TokenizerSamples(fixed_sample_batch(load_cuts(data_dir, split)), cfg.trainer.sample_every)])
-    fit(trainer, task, PretrainData(data_dir, cfg), run_dir)
+    fit(trainer, task, PretrainData(data_dir, cfg), run_dir, compile=cfg.trainer.compile)
     return run_dir

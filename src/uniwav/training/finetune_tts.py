@@ -164,5 +164,5 @@ def finetune_tts(data_dir, run_dir, alignments_dir, init: str = "none", preset: 
     trainer = build_trainer(run_dir, cfg.trainer, grad_clip=cfg.optim.grad_clip,
                             max_steps=max_steps if max_steps is not None else cfg.optim.total_steps, max_minutes=max_minutes,
                             progress=progress, summary=not resuming, callbacks=[sample])
-    fit(trainer, task, TTSData(cfg, cuts), run_dir)
+    fit(trainer, task, TTSData(cfg, cuts), run_dir, compile=cfg.trainer.compile)
     return run_dir

@@ -63,5 +63,5 @@ def pretrain(data_dir, run_dir, preset: Optional[str] = None, overrides: Optiona
         find_unused_parameters=cfg.model.decoder_loss_weight == 0 or cfg.model.encoder.layer_drop > 0,
         callbacks=[SampleLogger(fixed_sample_batch(load_cuts(data_dir, sample_split)), every=cfg.trainer.sample_every)],
     )
-    fit(trainer, task, PretrainData(data_dir, cfg), run_dir)
+    fit(trainer, task, PretrainData(data_dir, cfg), run_dir, compile=cfg.trainer.compile)
     return run_dir

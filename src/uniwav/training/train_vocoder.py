@@ -146,5 +146,5 @@ def train_vocoder(data_dir, run_dir, preset: Optional[str] = None, overrides: Op
     trainer = build_trainer(run_dir, cfg.trainer, grad_clip=None, max_steps=max_steps if max_steps is not None else cfg.optim.total_steps,
                             max_minutes=max_minutes, progress=progress, summary=not resuming, find_unused_parameters=True,
                             callbacks=[VocoderSamples(fixed_sample_batch(load_cuts(data_dir, split)), cfg.trainer.sample_every)])
-    fit(trainer, task, PretrainData(data_dir, cfg), run_dir)
+    fit(trainer, task, PretrainData(data_dir, cfg), run_dir, compile=cfg.trainer.compile)
     return run_dir

@@ -64,10 +64,31 @@ def resolve_run_config(run_dir, cls: type, build: Callable[[], T]) -> tuple[T, b
     return cfg, True
 
 
-def _precision(tc: TrainerConfig) -> str:
-    if tc.precision != "auto":
-        return tc.precision
-    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+def cpu_has_fast_bf16(n: int = 512, margin: float = 2.0) -> bool:
+    """Whether this CPU multiplies bfloat16 matrices at least ``margin`` times faster than float32
+    (native bf16 dot products: AVX512-BF16, AMX, ARM BF16). Elsewhere bf16 is emulated and slower."""
+    import time
+
+    def rate(dtype) -> float:
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        t = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        return 1.0 / (time.perf_counter() - t)
+
+    return rate(torch.bfloat16) >= margin * rate(torch.float32)
+
+
+def resolve_precision(precision: str, accelerator: str = "auto") -> str:
+    """``auto``: bf16-mixed on GPUs with bf16 and on CPUs with native bf16 matmul (2-4x faster
+    training there: ``uniwav bench``), else 32-true. Parameters, optimizer state, the EMA teacher,
+    codebooks and losses stay float32 either way; only matmul inputs are cast."""
+    if precision != "auto":
+        return precision
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    return "bf16-mixed" if cpu_has_fast_bf16() else "32-true"
 
 
 def _strategy(tc: TrainerConfig, find_unused_parameters: bool):
@@ -100,7 +121,7 @@ def build_trainer(run_dir, tc: TrainerConfig, *, grad_clip: float, max_steps: in
     return L.Trainer(
         default_root_dir=run_dir,
         accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=strategy,
-        precision=_precision(tc),
+        precision=resolve_precision(tc.precision, tc.accelerator),
         max_steps=max_steps,
         max_time=timedelta(minutes=max_minutes) if max_minutes is not None else None,
         accumulate_grad_batches=tc.accumulate_grad_batches,
@@ -110,6 +131,7 @@ def build_trainer(run_dir, tc: TrainerConfig, *, grad_clip: float, max_steps: in
         callbacks=all_callbacks,
         plugins=[SafeCheckpointIO()] if isinstance(strategy, str) else None,
         enable_progress_bar=progress,
+        profiler=tc.profiler or None,
         enable_model_summary=summary,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # our samplers shard by rank themselves
@@ -119,8 +141,13 @@ def build_trainer(run_dir, tc: TrainerConfig, *, grad_clip: float, max_steps: in
     )
 
 
-def fit(trainer: L.Trainer, task: L.LightningModule, datamodule: L.LightningDataModule, run_dir) -> None:
-    """Fit, resuming from RUN/checkpoints/last.ckpt when present; always leaves a final last.ckpt."""
+def fit(trainer: L.Trainer, task: L.LightningModule, datamodule: L.LightningDataModule, run_dir, compile: bool = False) -> None:
+    """Fit, resuming from RUN/checkpoints/last.ckpt when present; always leaves a final last.ckpt.
+    ``compile`` (trainer.compile): compile the model's Transformer stacks in place first."""
+    if compile:
+        from uniwav.models.compile import compile_stacks
+
+        compile_stacks(task.model)
     last = last_checkpoint(run_dir)
     trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
     trainer.save_checkpoint(last, weights_only=False)
