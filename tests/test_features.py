@@ -70,15 +70,3 @@ def test_griffin_lim_reaches_spectral_convergence_bound():
     mel_again, _ = LogMel(cfg).raw(out)
     n = min(mel_again.shape[1], log_mel.shape[1])
     assert (mel_again[0, :n] - log_mel[0, :n]).abs().mean() < 1.0
-
-
-def test_warp_mel_axis_is_identity_at_one_and_moves_energy_up_above_one():
-    from uniwav.features.mel import warp_mel_axis
-
-    feats = torch.zeros(2, 3, 40)
-    feats[:, :, 10] = 1.0  # a "formant" at channel 10
-    same = warp_mel_axis(feats, torch.tensor([1.0, 1.0]))
-    assert torch.equal(same, feats)
-    warped = warp_mel_axis(feats, torch.tensor([1.2, 0.8]))
-    centre = (warped * torch.arange(40.0)).sum(-1) / warped.sum(-1)  # [B, T]
-    assert torch.allclose(centre[0], torch.full((3,), 12.0), atol=0.3) and torch.allclose(centre[1], torch.full((3,), 8.0), atol=0.3)

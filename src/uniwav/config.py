@@ -97,10 +97,6 @@ class EncoderConfig:
     pos_conv_groups: int = 16
     mask_prob: float = 0.8  # expected span starts = mask_prob * T / mask_span
     mask_span: int = 10
-    # Pre-training only (not in the paper): the student and the decoder see the utterance warped
-    # along the mel axis by a random factor in [1 - w, 1 + w] (a vocal-tract-length change), the
-    # teacher sees it unwarped, so the speaker detail in the targets cannot be predicted from the voice.
-    student_warp: float = 0.0
 
 
 @dataclass

@@ -102,15 +102,3 @@ class LogMel(nn.Module):
 
     def denormalize(self, feats: torch.Tensor) -> torch.Tensor:
         return feats * self.std + self.mean
-
-
-def warp_mel_axis(feats: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """Vocal-tract-length perturbation of log-mel frames: out[b, :, f] = feats[b, :, f / factors[b]],
-    linearly interpolated between mel channels (clamped at the top). feats [B, T, F], factors [B]."""
-    B, T, F = feats.shape
-    pos = (torch.arange(F, device=feats.device, dtype=torch.float32)[None] / factors[:, None].float()).clamp(0, F - 1)  # [B, F]
-    lo = pos.floor().long()
-    hi = (lo + 1).clamp(max=F - 1)
-    w = (pos - lo.float()).to(feats.dtype)[:, None, :]
-    take = lambda idx: torch.gather(feats, 2, idx[:, None, :].expand(B, T, F))  # noqa: E731
-    return take(lo) * (1 - w) + take(hi) * w

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from uniwav.config import ModelConfig
-from uniwav.features.mel import LogMel, warp_mel_axis
+from uniwav.features.mel import LogMel
 from uniwav.models.codebook import OnlineCodebooks, masked_instance_norm, perplexity
 from uniwav.models.decoder import FlowDecoder
 from uniwav.models.ema import annealed_decay, ema_update
@@ -67,17 +67,6 @@ class UniWav(PretrainedMixin, nn.Module):
         top = ffn[-self.cfg.clustering.top_layers:]
         return torch.stack([masked_instance_norm(f, padding_mask) for f in top])
 
-    def student_view(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """What the student and the decoder see in training: the features, mel-warped per utterance
-        by a factor drawn from [1 - w, 1 + w] (``encoder.student_warp``; identity when 0 or in eval)."""
-        w = self.cfg.encoder.student_warp
-        if not self.training or w <= 0:
-            return feats
-        factors = 1.0 + w * (2 * torch.rand(feats.shape[0], device=feats.device) - 1)
-        raw = warp_mel_axis(self.features.denormalize(feats), factors)
-        valid = ~lengths_to_padding_mask(lengths, feats.shape[1])
-        return self.features.normalize(raw) * valid[..., None]
-
     def draw_mask(self, lengths: torch.Tensor, max_len: int) -> torch.Tensor:
         e = self.cfg.encoder
         return span_mask(lengths, max_len, e.mask_prob, e.mask_span)
@@ -95,7 +84,6 @@ class UniWav(PretrainedMixin, nn.Module):
         mask = mask & ~padding_mask
 
         targets_all = self.teacher_targets(feats, padding_mask)  # [K, B, T, D]
-        feats = self.student_view(feats, lengths)
         tgt = targets_all[:, mask]  # [K, N, D]
         if self.training and not bool(self.codebooks.initialized):
             self.codebooks.initialize_from(tgt)
