@@ -88,6 +88,8 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
         return precision
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    if accelerator in ("auto", "mps") and torch.backends.mps.is_available():
+        return "32-true"  # Lightning's "auto" picks the Apple GPU there
     return "bf16-mixed" if cpu_has_fast_bf16() else "32-true"
 
 
