@@ -208,8 +208,11 @@ def test_out_of_memory_names_the_batch_and_the_fix(monkeypatch):
         task.training_step(batch, 0)
 
 
-def test_precision_auto_resolves_to_a_lightning_precision():
-    from uniwav.training.trainer import resolve_precision
+def test_precision_auto_follows_the_measured_bf16_speed(monkeypatch):
+    from uniwav.training import trainer
 
-    assert resolve_precision("32-true") == "32-true" and resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
-    assert resolve_precision("auto", "cpu") in ("bf16-mixed", "32-true")
+    assert trainer.resolve_precision("32-true") == "32-true" and trainer.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
+    assert trainer.cpu_has_fast_bf16(n=64, margin=0.0) and not trainer.cpu_has_fast_bf16(n=64, margin=1e6)
+    for fast, expected in ((True, "bf16-mixed"), (False, "32-true")):
+        monkeypatch.setattr(trainer, "cpu_has_fast_bf16", lambda fast=fast: fast)
+        assert trainer.resolve_precision("auto", "cpu") == expected
