@@ -130,6 +130,37 @@ def test_chunked_log_probs_are_stitched_in_place(monkeypatch):
         assert out[1].shape[0] == 1 + 5000 // hop
 
 
+def _rows(pairs):
+    return [{"id": f"u{i}", "ref": r, "hyp": h} for i, (r, h) in enumerate(pairs)]
+
+
+def test_paired_bootstrap_rates_intervals_and_errors(tmp_path):
+    import jiwer
+
+    from uniwav.cli.main import main
+    from uniwav.evaluation.asr import paired_bootstrap
+
+    refs = ["the cat sat down", "on the mat", "a dog barked loudly", "it rained on us", "we went home early", "so it goes"]
+    worse = _rows([(r, r.replace("a", "e").replace("o", "u")) for r in refs])
+    better = _rows([(r, r.replace("a", "e")) for r in refs])  # a subset of the same errors, on every utterance
+    result = paired_bootstrap(worse, better[::-1], resamples=500)  # order does not matter: paired by id
+    for unit, rate in (("cer", jiwer.cer), ("wer", jiwer.wer)):
+        assert result[unit]["baseline"] == pytest.approx(rate(refs, [r["hyp"] for r in worse]))
+        assert result[unit]["candidate"] == pytest.approx(rate(refs, [r["hyp"] for r in better]))
+    lo, hi = result["cer"]["ci95"]
+    assert 0 < lo <= result["cer"]["relative_reduction"] <= hi and result["cer"]["p_not_better"] == 0.0
+    same = paired_bootstrap(worse, worse, resamples=200)["cer"]
+    assert same["relative_reduction"] == 0.0 and same["ci95"] == [0.0, 0.0] and same["p_not_better"] == 1.0
+    with pytest.raises(ValueError, match="u5"):
+        paired_bootstrap(worse, worse[:5])
+
+    (tmp_path / "a.json").write_text(json.dumps({"per_utterance": worse}))
+    (tmp_path / "b.json").write_text(json.dumps({"per_utterance": worse[:5]}))
+    (tmp_path / "bad.json").write_text("{")
+    assert main(["evaluate", "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) != 0
+    assert main(["evaluate", "compare", str(tmp_path / "a.json"), str(tmp_path / "bad.json")]) != 0
+
+
 def test_label_subset_is_deterministic(demo_data):
     cuts = load_cuts(demo_data, "train")
     a, b = label_subset(cuts, 0.3, seed=0), label_subset(cuts, 0.3, seed=0)
@@ -167,6 +198,9 @@ def test_finetune_from_pretrained_freezes_then_transcribes_aligns_and_evaluates(
     assert main(["evaluate", "asr", "--model", str(asr), "--data", str(demo_data), "--split", "test", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result) == {"wer", "cer", "n", "per_utterance"} and result["n"] == len(result["per_utterance"]) > 0
+    assert main(["evaluate", "compare", str(out), str(out), "--json", str(tmp_path / "same.json")]) == 0
+    same = json.loads((tmp_path / "same.json").read_text())
+    assert same["cer"]["candidate"] == pytest.approx(result["cer"]) and same["cer"]["relative_reduction"] == 0.0
     assert main(["align", "--model", str(asr), "--data", str(demo_data), "--out", str(tmp_path / "align"), "--splits", "test"]) == 0
     with gzip.open(tmp_path / "align" / "test.jsonl.gz", "rt") as f:
         rows = [json.loads(line) for line in f]

@@ -4,7 +4,8 @@
   divided by the matrix-multiply FLOP rate measured here for the same dtype.
 - encoder_vs_hubert.<preset>.speedup: forward+backward of our encoder context network against
   transformers' HubertEncoderStableLayerNorm of the same shape and dropouts (SDPA attention on both),
-  same input, same precision. > 1 = ours faster.
+  same input, same precision. > 1 = ours faster. speedup_bound: the most any implementation of the
+  same math could gain (HuBERT's time over the analytic FLOPs at the measured matmul rate).
 - features.x_realtime_per_core: loading + our log-mel, seconds of audio per second on one thread,
   and the same for lhotse's Fbank (the reference).
 - inference.*.rtf: processing time / audio duration (< 1 = faster than real time) for transcription,
@@ -105,12 +106,15 @@ def encoder_vs_hubert(preset: str, device: str, batch: int, seconds: float, repe
     """Forward+backward of our context network against transformers' HuBERT encoder of the same
     shape, dropouts and attention (SDPA), on the same input, under the same conditions: both
     float32 eager (``speedup``), both bf16 autocast (``bf16_speedup``), both compiled
-    (``compiled_speedup``). > 1 = ours faster."""
+    (``compiled_speedup``). > 1 = ours faster. ``speedup_bound``: HuBERT's time over the time the
+    same analytic FLOPs take at the matmul rate measured here, the most any implementation of this
+    encoder could gain on this machine."""
     import copy
 
     from transformers import HubertConfig
     from transformers.models.hubert.modeling_hubert import HubertEncoder, HubertEncoderStableLayerNorm
 
+    from uniwav.bench.flops import context_flops
     from uniwav.models.encoder import ContextNetwork
 
     e = _preset_model_config(preset).encoder
@@ -148,6 +152,17 @@ def encoder_vs_hubert(preset: str, device: str, batch: int, seconds: float, repe
         result["ours_compiled_seconds"] = timed(fwd_bwd(ours_c, ours_final), repeats, warmup=2, device=device)
         result["hubert_compiled_seconds"] = timed(fwd_bwd(hub_c, hub_final), repeats, warmup=2, device=device)
         result["compiled_speedup"] = result["hubert_compiled_seconds"] / result["ours_compiled_seconds"]
+    # Both run the same matmuls: an implementation doing nothing but them at the measured matmul rate
+    # would take flops / rate, so hubert_seconds / (flops / rate) bounds any speedup on this machine.
+    flops = 3 * context_flops(e, batch, T)
+    rate = matmul_rate(device)
+    result.update(model_tflops=flops / 1e12, matmul_tflops=rate / 1e12, ours_mfu=flops / result["ours_seconds"] / rate,
+                  hubert_mfu=flops / result["hubert_seconds"] / rate, speedup_bound=result["hubert_seconds"] * rate / flops)
+    if bf16:
+        rate16 = matmul_rate(device, torch.bfloat16)
+        result.update(ours_bf16_mfu=flops / result["ours_bf16_seconds"] / rate16,
+                      hubert_bf16_mfu=flops / result["hubert_bf16_seconds"] / rate16,
+                      bf16_speedup_bound=result["hubert_bf16_seconds"] * rate16 / flops)
     result["params_ours"] = sum(p.numel() for p in ours.parameters())
     result["params_hubert"] = sum(p.numel() for p in hubert.parameters())
     return result

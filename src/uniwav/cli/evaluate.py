@@ -1,4 +1,5 @@
-"""``uniwav evaluate asr --model M --data DATA --split test [--json OUT.json]``."""
+"""``uniwav evaluate asr|infill|resynth|tts|compare ...``: scores of a model on a prepared split, and
+whether one ASR result is really better than another (paired bootstrap)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ def add_arguments(p):
     a.add_argument("--split", default="test")
     a.add_argument("--beam", type=int, default=1)
     a.add_argument("--json", default=None, help="write {wer, cer, n, per_utterance} here")
+    c = sub.add_parser("compare", help="paired bootstrap of two `evaluate asr --json` results on the same utterances")
+    c.add_argument("baseline", help="JSON of the reference system (e.g. --init none)")
+    c.add_argument("candidate", help="JSON of the system claimed to be better")
+    c.add_argument("--resamples", type=int, default=2000)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--json", default=None)
     f = sub.add_parser("infill", help="decoder infilling of masked frames vs. the mean-frame baseline (pre-trained model)")
     f.add_argument("--model", required=True)
     f.add_argument("--data", required=True)
@@ -51,6 +58,8 @@ def add_arguments(p):
 
 
 def run(args):
+    if args.what == "compare":
+        return run_compare(args)
     if args.what == "infill":
         return run_infill(args)
     if args.what == "resynth":
@@ -66,6 +75,26 @@ def run(args):
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1))
     print(f"{args.split}: WER {result['wer']:.4f}  CER {result['cer']:.4f}  ({result['n']} utterances)")
+
+
+def run_compare(args):
+    from uniwav.data.manifests import DataError
+    from uniwav.evaluation.asr import load_results, paired_bootstrap
+    from uniwav.utils import atomic_write_text
+
+    try:
+        result = paired_bootstrap(load_results(args.baseline), load_results(args.candidate), args.resamples, args.seed)
+    except ValueError as e:
+        raise DataError(f"{args.baseline} vs {args.candidate}: {e}") from None
+    result.update(baseline_file=args.baseline, candidate_file=args.candidate)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=1))
+    print(f"{result['n']} utterances, {result['resamples']} paired bootstrap resamples; candidate vs baseline:")
+    for unit in ("cer", "wer"):
+        r = result[unit]
+        lo, hi = r["ci95"]
+        print(f"  {unit.upper()} {r['baseline']:.4f} -> {r['candidate']:.4f}: {100 * r['relative_reduction']:+.1f}% lower "
+              f"(95% interval {100 * lo:+.1f}% .. {100 * hi:+.1f}%), p(not lower) = {r['p_not_better']:.4f}")
 
 
 def run_infill(args):

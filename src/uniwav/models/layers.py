@@ -58,8 +58,8 @@ class SelfAttention(nn.Module):
 
 
 class FeedForward(nn.Sequential):
-    def __init__(self, dim: int, ffn_dim: int, dropout: float = 0.0):
-        super().__init__(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dim, dim))
+    def __init__(self, dim: int, ffn_dim: int, activation_dropout: float = 0.0):
+        super().__init__(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Dropout(activation_dropout), nn.Linear(ffn_dim, dim))
 
 
 class TransformerBlock(nn.Module):
@@ -76,7 +76,7 @@ class TransformerBlock(nn.Module):
         self.attn_norm = nn.LayerNorm(dim)
         self.attn = SelfAttention(dim, heads, attention_dropout)
         self.ffn_norm = nn.LayerNorm(dim)
-        self.ffn = FeedForward(dim, ffn_dim, dropout)
+        self.ffn = FeedForward(dim, ffn_dim)  # no dropout inside the FFN, as wav2vec 2.0 / HuBERT / DinoSR base
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x, padding_mask=None):
