@@ -2,7 +2,8 @@
 # Installs uniwav and what it needs on a fresh machine. Usage: bash install.sh [--dev]
 #   - espeak-ng + fortunes-min (Debian/Ubuntu packages) for the built-in demo corpus
 #   - torch: kept if already installed (install your CUDA build first); else the CPU build torch==2.13.0
-#   - uniwav itself, editable, with the eval extra (independent scorers); --dev adds pytest and transformers
+#   - uniwav itself, editable, with the eval extra (independent scorers); --dev adds pytest, transformers
+#     and, where it builds, the lm extra (pyctcdecode + kenlm)
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -23,4 +24,7 @@ if ! $PY -c "import torch" >/dev/null 2>&1; then
   $PY -m pip install -q "torch==${UNIWAV_TORCH_VERSION:-2.13.0}"
 fi
 $PY -m pip install -q -e ".${extra}"
+if [ "$extra" = "[dev]" ]; then  # the LM decoding tests run when kenlm builds here, and are skipped otherwise
+  $PY -m pip install -q -e ".[lm]" || echo "install.sh: kenlm did not build (needs a C++ compiler); LM beam search tests will be skipped" >&2
+fi
 echo "install.sh: uniwav installed ($($PY -c 'import torch; print("torch", torch.__version__)'))"

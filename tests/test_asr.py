@@ -1,5 +1,6 @@
 import gzip
 import json
+import math
 
 import numpy as np
 import pytest
@@ -225,3 +226,78 @@ def test_finetune_from_scratch_learns(demo_data, tmp_path):
     events.Reload()
     losses = [e.value for e in events.Scalars("loss/ctc")]
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
+
+
+def _read_arpa(path):
+    """{ngram: prob}, {ngram: back-off weight} from an ARPA file (log10 values)."""
+    probs, bows = {}, {}
+    for line in open(path):
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) >= 2:
+            gram = tuple(parts[1].split())
+            probs[gram] = 10 ** float(parts[0])
+            if len(parts) == 3:
+                bows[gram] = 10 ** float(parts[2])
+    return probs, bows
+
+
+def _arpa_prob(probs, bows, gram):
+    if gram in probs:
+        return probs[gram]
+    if len(gram) == 1:
+        return probs[("<unk>",)]
+    return bows.get(gram[:-1], 1.0) * _arpa_prob(probs, bows, gram[1:])
+
+
+def test_built_language_model_is_a_normalised_backoff_model(tmp_path):
+    from uniwav.inference.lm import LanguageModelError, build_arpa
+
+    texts = ["the cat sat", "the cat ran", "a dog sat on the mat", "the dog ran", "cat cat"]
+    probs, bows = _read_arpa(build_arpa(texts, tmp_path / "lm.arpa", order=3))
+    vocab = [g[0] for g in probs if len(g) == 1 and g[0] != "<s>"]
+    assert {"the", "cat", "</s>", "<unk>"} <= set(vocab)
+    for history in [(), ("<s>",), ("the",), ("the", "cat"), ("<s>", "the"), ("mat",), ("dog", "the"), ("zebra",)]:
+        assert sum(_arpa_prob(probs, bows, history + (w,)) for w in vocab) == pytest.approx(1.0, abs=1e-4), history
+    assert _arpa_prob(probs, bows, ("the", "cat")) > _arpa_prob(probs, bows, ("the", "mat")) > _arpa_prob(probs, bows, ("the", "sat"))
+    with pytest.raises(LanguageModelError):
+        build_arpa(["", "  "], tmp_path / "empty.arpa")
+
+
+def _spelled_log_probs(vocab, frames_of):
+    """log_probs [T, V]: each (characters -> probability) dict becomes 2 frames followed by a blank frame."""
+    rows = []
+    for dist in frames_of:
+        for _ in range(2):
+            row = np.full(len(vocab), 1e-4)
+            for ch, p in dist.items():
+                row[vocab.index[ch]] = p
+            rows.append(row / row.sum())
+        blank = np.full(len(vocab), 1e-4)
+        blank[0] = 1.0
+        rows.append(blank / blank.sum())
+    return np.log(np.stack(rows)).astype(np.float32)
+
+
+def test_language_model_beam_search_prefers_the_likely_word(tmp_path):
+    pytest.importorskip("pyctcdecode")
+    pytest.importorskip("kenlm")
+    from uniwav.inference.lm import LanguageModelError, LMDecoder, build_arpa
+
+    vocab = CharVocabulary.from_texts(["the cat ran", "kit"])
+    lm = build_arpa(["the cat ran"] * 20 + ["a kit"], tmp_path / "lm.arpa", order=2)
+    # the acoustics say "the kat ran" (k slightly more likely than c); the LM knows "cat"
+    lp = _spelled_log_probs(vocab, [{"t": 1}, {"h": 1}, {"e": 1}, {" ": 1}, {"k": 0.55, "c": 0.45}, {"a": 1}, {"t": 1}, {" ": 1},
+                                    {"r": 1}, {"a": 1}, {"n": 1}])
+    import kenlm
+
+    probs, bows = _read_arpa(lm)  # KenLM reads our file as the back-off model we meant
+    words = ["<s>", "the", "cat", "sat", "</s>"]
+    ours = sum(math.log10(_arpa_prob(probs, bows, tuple(words[i - 1:i + 1]))) for i in range(1, len(words)))
+    assert kenlm.Model(str(lm)).score("the cat sat", bos=True, eos=True) == pytest.approx(ours, abs=1e-4)
+    assert vocab.decode(greedy_decode(lp)) == "the kat ran"
+    assert LMDecoder(vocab, lm, alpha=1.0, beta=0.0).decode(lp, beam=16) == "the cat ran"
+    with pytest.raises(LanguageModelError, match="not found"):
+        LMDecoder(vocab, tmp_path / "missing.arpa")
+    (tmp_path / "bad.arpa").write_text("not a language model\n")
+    with pytest.raises(LanguageModelError, match="bad.arpa"):
+        LMDecoder(vocab, tmp_path / "bad.arpa")

@@ -17,7 +17,11 @@ def test_demo_smoke_runs_every_stage_and_continues(tmp_path, capsys):
     assert list(stages) == ["corpus", "pretrain", "asr-pretrained", "asr-scratch", "align", "analyze", "vocoder", "tokenizer",
                             "tts-pretrained", "tts-scratch", "evaluate-tokens", "evaluate-tts", "report"]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"corpus", "asr-pretrained", "asr-scratch", "align", "layers", "vocoder", "tokens", "tts"}
+    assert set(metrics) == {"corpus", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "vocoder", "tokens", "tts"}
+    for unit in ("cer", "wer"):
+        compare = metrics["asr-compare"][unit]
+        assert compare["baseline"] == pytest.approx(metrics["asr-scratch"][f"test_{unit}"])
+        assert compare["candidate"] == pytest.approx(metrics["asr-pretrained"][f"test_{unit}"])
     for name in ("asr-pretrained", "asr-scratch"):
         assert {"test_cer", "test_wer", "n"} <= set(metrics[name])
         assert (out / f"{name}.test.json").is_file()

@@ -76,7 +76,8 @@ def run(args):
     stage("pretrain", f"pre-training the tiny model for {minutes['pretrain']:g} minutes -> {out / 'pretrain'}", lambda: _pretrain(ctx))
     stage("asr-pretrained", f"CTC fine-tuning from the pre-trained encoder, {args.label_minutes:g} min of labels, "
           f"{minutes['asr-pretrained']:g} minutes", lambda: _asr(ctx, "asr-pretrained", str(out / "pretrain"), PRETRAINED_ASR_OVERRIDES))
-    stage("asr-scratch", "CTC fine-tuning from random initialisation, same labels and time", lambda: _asr(ctx, "asr-scratch", "none", []))
+    stage("asr-scratch", "CTC fine-tuning from random initialisation, same labels and time",
+          lambda: (_asr(ctx, "asr-scratch", "none", []), _asr_compare(ctx)))
     stage("align", "forced alignment of every split with the better recogniser", lambda: _align(ctx))
     stage("analyze", "what each encoder layer knows (character probe, mutual information)", lambda: _analyze(ctx))
     stage("vocoder", f"training the Vocos vocoder for {minutes['vocoder']:g} minutes", lambda: _vocoder(ctx))
@@ -117,6 +118,18 @@ def _asr(ctx, name, init, overrides):
     atomic_write_text(out / f"{name}.test.json", json.dumps(result, indent=1))
     ctx["metrics"][name] = {"test_cer": result["cer"], "test_wer": result["wer"], "n": result["n"]}
     print(f"{name}: test CER {result['cer']:.3f}  WER {result['wer']:.3f}")
+
+
+def _asr_compare(ctx):
+    """Paired bootstrap of the pre-trained recogniser against the one from scratch (test utterances)."""
+    from uniwav.evaluation.asr import load_results, paired_bootstrap
+
+    out = ctx["out"]
+    result = paired_bootstrap(load_results(out / "asr-scratch.test.json"), load_results(out / "asr-pretrained.test.json"))
+    ctx["metrics"]["asr-compare"] = {unit: result[unit] for unit in ("cer", "wer")}
+    cer = result["cer"]
+    print(f"pre-trained vs scratch: CER {100 * cer['relative_reduction']:+.1f}% lower "
+          f"(95% interval {100 * cer['ci95'][0]:+.1f}% .. {100 * cer['ci95'][1]:+.1f}%, p(not lower) {cer['p_not_better']:.4f})")
 
 
 def _best_asr(ctx) -> str:

@@ -87,6 +87,13 @@ def build_report(ctx, done: dict) -> Path:
 
     r.section("Speech recognition (CTC), 10 minutes of labels")
     r.table({k: m[k] for k in ("asr-pretrained", "asr-scratch") if k in m}, ["test_cer", "test_wer", "n"])
+    if "asr-compare" in m:
+        rows = {unit.upper(): {"relative reduction": c["relative_reduction"], "95% low": c["ci95"][0], "95% high": c["ci95"][1],
+                               "p(not lower)": c["p_not_better"]} for unit, c in m["asr-compare"].items()}
+        r.text("Pre-trained against scratch, paired bootstrap over the test utterances (`uniwav evaluate compare`): "
+               "the relative reduction of the error rate, its 95% interval, and the share of resamples in which "
+               "pre-training is not better. It does not cover training randomness (one fine-tuning seed each).")
+        r.table(rows)
     runs = {k: out / k / "tb" for k in ("asr-pretrained", "asr-scratch")}
     _curves(r, runs, "loss/ctc", "CTC loss", "asr_ctc_loss")
     _curves(r, runs, "val/cer", "dev CER", "asr_val_cer")

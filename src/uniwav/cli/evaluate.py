@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from uniwav.cli.transcribe import add_lm_arguments, lm_decoder
+
 
 def add_arguments(p):
     sub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
@@ -14,6 +16,7 @@ def add_arguments(p):
     a.add_argument("--split", default="test")
     a.add_argument("--beam", type=int, default=1)
     a.add_argument("--json", default=None, help="write {wer, cer, n, per_utterance} here")
+    add_lm_arguments(a)
     c = sub.add_parser("compare", help="paired bootstrap of two `evaluate asr --json` results on the same utterances")
     c.add_argument("baseline", help="JSON of the reference system (e.g. --init none)")
     c.add_argument("candidate", help="JSON of the system claimed to be better")
@@ -71,7 +74,8 @@ def run(args):
     from uniwav.models.ctc import CTCModel
     from uniwav.utils import atomic_write_text
 
-    result = evaluate_asr(CTCModel.from_pretrained(args.model), load_cuts(args.data, args.split), beam=args.beam)
+    model = CTCModel.from_pretrained(args.model)
+    result = evaluate_asr(model, load_cuts(args.data, args.split), beam=args.beam, lm=lm_decoder(args, model))
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1))
     print(f"{args.split}: WER {result['wer']:.4f}  CER {result['cer']:.4f}  ({result['n']} utterances)")

@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "tts": "uniwav.cli.tts",
     "vocode": "uniwav.cli.vocode",
     "align": "uniwav.cli.align",
+    "build-lm": "uniwav.cli.build_lm",
     "evaluate": "uniwav.cli.evaluate",
     "analyze": "uniwav.cli.analyze",
     "demo": "uniwav.cli.demo",
@@ -43,7 +44,8 @@ HELP = {
     "tts": "speak text in the voice of a short audio prompt",
     "vocode": "audio -> mel -> audio through a vocoder (the ceiling of generated speech)",
     "align": "CTC forced alignment of a prepared corpus (feeds text-to-speech)",
-    "evaluate": "evaluate a model on a prepared split (asr, infill, resynth)",
+    "build-lm": "a word n-gram language model (ARPA) of a corpus's transcripts, for beam search with --lm",
+    "evaluate": "evaluate a model on a prepared split (asr, infill, resynth, tts), or compare two ASR results",
     "analyze": "what each encoder layer knows (character probe, mutual information with characters and speakers)",
     "demo": "the whole pipeline on the built-in demo corpus",
     "bench": "speed and memory, as ratios against references measured in the same run",
@@ -59,11 +61,12 @@ def _known_errors():
     from uniwav.data.text import VocabularyError
     from uniwav.inference.align import AlignmentError
     from uniwav.inference.codes import CodesError
+    from uniwav.inference.lm import LanguageModelError
     from uniwav.inference.tts import PromptError
     from uniwav.inference.vocoders import VocoderMismatchError
 
     return (CheckpointError, ConfigError, AudioError, DataError, DemoError, VocabularyError, AlignmentError, CodesError,
-            VocoderMismatchError, PromptError, FileNotFoundError)
+            VocoderMismatchError, PromptError, LanguageModelError, FileNotFoundError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ def error_rates(refs: list[str], hyps: list[str]) -> dict:
     return {"wer": float(jiwer.wer(refs, hyps)), "cer": float(jiwer.cer(refs, hyps)), "n": len(refs)}
 
 
-def evaluate_asr(model, cuts, beam: int = 1) -> dict:
+def evaluate_asr(model, cuts, beam: int = 1, lm=None) -> dict:
     """Transcribe every cut and score it: {"wer", "cer", "n", "per_utterance": [{id, ref, hyp, wer, cer}]}."""
     from uniwav.data.manifests import require_text
     from uniwav.inference.transcribe import transcribe
@@ -25,7 +25,7 @@ def evaluate_asr(model, cuts, beam: int = 1) -> dict:
     cuts = list(cuts)
     require_text(cuts, "evaluation")
     refs = [" ".join(s.text for s in c.supervisions) for c in cuts]
-    hyps = transcribe(model, [c.load_audio()[0] for c in cuts], beam=beam)
+    hyps = transcribe(model, [c.load_audio()[0] for c in cuts], beam=beam, lm=lm)
     result = error_rates(refs, hyps)
     result["per_utterance"] = [
         {"id": c.id, "ref": r, "hyp": h, "wer": float(jiwer.wer(r, h)), "cer": float(jiwer.cer(r, h))} for c, r, h in zip(cuts, refs, hyps)

@@ -65,10 +65,14 @@ def stitched_log_probs(model, wavs, chunk_seconds: float = 30.0, overlap_seconds
     return out
 
 
-def transcribe(model, wavs, beam: int = 1, chunk_seconds: float = 30.0, overlap_seconds: float = 2.0) -> list[str]:
-    """Texts for a list of 1-D waveforms at the model's sample rate (greedy when beam == 1)."""
+def transcribe(model, wavs, beam: int = 1, chunk_seconds: float = 30.0, overlap_seconds: float = 2.0, lm=None) -> list[str]:
+    """Texts for a list of 1-D waveforms at the model's sample rate: greedy when beam == 1, CTC
+    prefix beam search otherwise, or beam search with a word LM (``lm``: an ``LMDecoder``)."""
     texts = []
     for lp in stitched_log_probs(model, wavs, chunk_seconds, overlap_seconds):
-        ids = greedy_decode(lp) if beam <= 1 else prefix_beam_search(lp, beam=beam)
-        texts.append(" ".join(model.vocab.decode(ids).split()))
+        if lm is not None:
+            text = lm.decode(lp, beam=max(beam, 2))
+        else:
+            text = model.vocab.decode(greedy_decode(lp) if beam <= 1 else prefix_beam_search(lp, beam=beam))
+        texts.append(" ".join(text.split()))
     return texts
