@@ -28,7 +28,7 @@ def _ngram_counts(sentences: list[list[str]], order: int) -> list[Counter]:
     for words in sentences:
         seq = [BOS, *words, EOS]
         for n in range(1, order + 1):
-            for i in range(max(0, 1 if n == 1 else 0), len(seq) - n + 1):
+            for i in range(1 if n == 1 else 0, len(seq) - n + 1):  # <s> is a history, never a predicted unigram
                 counts[n - 1][tuple(seq[i:i + n])] += 1
     return counts
 
@@ -55,6 +55,8 @@ def build_arpa(texts: list[str], path, order: int = 3, discount: float = 0.5) ->
             history_counts[n - 1][gram[:-1]] += c
             followers[n - 1][gram[:-1]] += 1
 
+    backoff: dict[tuple, float] = {}
+
     def lower(gram: tuple) -> float:
         """P(w | shorter history), recursively through back-off."""
         if len(gram) == 1:
@@ -63,7 +65,6 @@ def build_arpa(texts: list[str], path, order: int = 3, discount: float = 0.5) ->
             return prob[gram]
         return backoff.get(gram[:-1], 1.0) * lower(gram[1:])
 
-    backoff: dict[tuple, float] = {}
     for n in range(2, order + 1):
         for gram, c in counts[n - 1].items():
             prob[gram] = (c - discount) / history_counts[n - 1][gram[:-1]]
