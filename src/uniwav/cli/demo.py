@@ -128,8 +128,8 @@ def _asr_compare(ctx):
     result = paired_bootstrap(load_results(out / "asr-scratch.test.json"), load_results(out / "asr-pretrained.test.json"))
     ctx["metrics"]["asr-compare"] = {unit: result[unit] for unit in ("cer", "wer")}
     cer = result["cer"]
-    print(f"pre-trained vs scratch: CER {100 * cer['relative_reduction']:+.1f}% lower "
-          f"(95% interval {100 * cer['ci95'][0]:+.1f}% .. {100 * cer['ci95'][1]:+.1f}%, p(not lower) {cer['p_not_better']:.4f})")
+    print(f"pre-trained vs scratch: CER {cer['baseline']:.3f} -> {cer['candidate']:.3f}, {-100 * cer['relative_reduction']:+.1f}% "
+          f"(95% interval {-100 * cer['ci95'][1]:+.1f}% .. {-100 * cer['ci95'][0]:+.1f}%, p(not lower) {cer['p_not_better']:.4f})")
 
 
 def _best_asr(ctx) -> str:

@@ -97,8 +97,8 @@ def run_compare(args):
     for unit in ("cer", "wer"):
         r = result[unit]
         lo, hi = r["ci95"]
-        print(f"  {unit.upper()} {r['baseline']:.4f} -> {r['candidate']:.4f}: {100 * r['relative_reduction']:+.1f}% lower "
-              f"(95% interval {100 * lo:+.1f}% .. {100 * hi:+.1f}%), p(not lower) = {r['p_not_better']:.4f}")
+        print(f"  {unit.upper()} {r['baseline']:.4f} -> {r['candidate']:.4f}: {-100 * r['relative_reduction']:+.1f}% "
+              f"(95% interval {-100 * hi:+.1f}% .. {-100 * lo:+.1f}%), p(not lower) = {r['p_not_better']:.4f}")
 
 
 def run_infill(args):
