@@ -22,13 +22,11 @@ def add_lm_arguments(p):
 
 
 def lm_decoder(args, model):
-    """An LMDecoder for --lm, or None; with an LM a --beam of 1 becomes 32."""
+    """An LMDecoder for --lm, or None."""
     if not args.lm:
         return None
     from uniwav.inference.lm import LMDecoder
 
-    if args.beam <= 1:
-        args.beam = 32
     return LMDecoder(model.vocab, args.lm, alpha=args.lm_weight, beta=args.word_bonus)
 
 

@@ -13,6 +13,9 @@ import torch
 from uniwav.inference.ctc_decode import greedy_decode, prefix_beam_search
 
 
+LM_BEAM = 32  # beam width with a language model when none is asked for
+
+
 def _windows(n: int, chunk: int, step: int) -> list[int]:
     if n <= chunk:
         return [0]
@@ -67,11 +70,12 @@ def stitched_log_probs(model, wavs, chunk_seconds: float = 30.0, overlap_seconds
 
 def transcribe(model, wavs, beam: int = 1, chunk_seconds: float = 30.0, overlap_seconds: float = 2.0, lm=None) -> list[str]:
     """Texts for a list of 1-D waveforms at the model's sample rate: greedy when beam == 1, CTC
-    prefix beam search otherwise, or beam search with a word LM (``lm``: an ``LMDecoder``)."""
+    prefix beam search otherwise, or beam search with a word LM (``lm``: an ``LMDecoder``; its beam
+    is ``LM_BEAM`` unless ``beam`` > 1)."""
     texts = []
     for lp in stitched_log_probs(model, wavs, chunk_seconds, overlap_seconds):
         if lm is not None:
-            text = lm.decode(lp, beam=max(beam, 2))
+            text = lm.decode(lp, beam=beam if beam > 1 else LM_BEAM)
         else:
             text = model.vocab.decode(greedy_decode(lp) if beam <= 1 else prefix_beam_search(lp, beam=beam))
         texts.append(" ".join(text.split()))
