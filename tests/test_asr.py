@@ -12,7 +12,7 @@ from uniwav.data.manifests import load_cuts
 from uniwav.data.text import BLANK, CharVocabulary, VocabularyError
 from uniwav.inference.align import AlignmentError, forced_align
 from uniwav.inference.ctc_decode import greedy_decode, prefix_beam_search, sequence_log_prob
-from uniwav.inference.transcribe import stitched_log_probs
+from uniwav.inference.transcribe import stitched_log_probs, transcribe
 from uniwav.models.ctc import CTCModel
 
 from conftest import SMALL_OVERRIDES
@@ -186,7 +186,7 @@ def test_finetune_from_pretrained_freezes_then_transcribes_aligns_and_evaluates(
                  "--max-steps", "4", "--no-progress", *overrides]) == 0
     model = CTCModel.from_pretrained(asr)
     pre = UniWav.from_pretrained(tmp_path / "pre")
-    for k, v in pre.encoder.state_dict().items():  # initialised from the pre-trained encoder, still frozen
+    for k, v in pre.backbone.encoder.state_dict().items():  # initialised from the pre-trained encoder, still frozen
         assert torch.equal(model.encoder.state_dict()[k], v), k
     assert model.cfg.features == pre.cfg.features
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -210,7 +210,7 @@ def test_finetune_from_pretrained_freezes_then_transcribes_aligns_and_evaluates(
         starts = [s for s, _ in row["spans"]]
         assert starts == sorted(starts) and row["spans"][-1][1] <= row["num_frames"]
     wav = load_cuts(demo_data, "test")[0].load_audio()[0]
-    assert isinstance(model.transcribe(wav), str) and len(model.transcribe([wav, wav], beam=3)) == 2
+    assert isinstance(transcribe(model, wav), str) and len(transcribe(model, [wav, wav], beam=3)) == 2
 
 
 def test_finetune_from_scratch_learns(demo_data, tmp_path):

@@ -1,6 +1,6 @@
 import itertools
 
-from uniwav.data.batches import EndlessBatchSampler, pretrain_loader
+from uniwav.data.batches import EndlessBatchSampler, training_loader
 from uniwav.data.manifests import load_cuts
 
 
@@ -43,7 +43,7 @@ def test_ranks_get_different_batches(demo_data):
 
 def test_loader_pads_audio_with_lengths(demo_data):
     cuts = load_cuts(demo_data, "train")
-    batch = next(iter(pretrain_loader(cuts, 8.0, 2.0, 2, seed=0)))
+    batch = next(iter(training_loader(cuts, 8.0, 2.0, 2, seed=0)))
     audio, lens = batch["audio"], batch["audio_lens"]
     assert audio.shape[0] == len(batch["ids"]) == lens.shape[0] and audio.shape[1] == int(lens.max())
     for i, n in enumerate(lens.tolist()):

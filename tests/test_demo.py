@@ -14,10 +14,10 @@ def test_demo_smoke_runs_every_stage_and_continues(tmp_path, capsys):
             "--eval-utterances", "2"]
     assert main(args) == 0
     stages = json.loads((out / "stages.json").read_text())
-    assert list(stages) == ["corpus", "pretrain", "asr-pretrained", "asr-scratch", "align", "analyze", "vocoder", "tokenizer",
-                            "tts-pretrained", "tts-scratch", "evaluate-tokens", "evaluate-tts", "report"]
+    assert list(stages) == ["corpus", "pretrain", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "vocoder", "tokenizer",
+                            "tts-pretrained", "tts-scratch", "tokens", "tts", "report"]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"corpus", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "vocoder", "tokens", "tts"}
+    assert set(metrics) == {"corpus", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "tokens", "tts", "report"}
     for unit in ("cer", "wer"):
         compare = metrics["asr-compare"][unit]
         assert compare["baseline"] == pytest.approx(metrics["asr-scratch"][f"test_{unit}"])
@@ -25,10 +25,13 @@ def test_demo_smoke_runs_every_stage_and_continues(tmp_path, capsys):
     for name in ("asr-pretrained", "asr-scratch"):
         assert {"test_cer", "test_wer", "n"} <= set(metrics[name])
         assert (out / f"{name}.test.json").is_file()
-    assert set(metrics["tokens"]) == {"ground truth (vocoded)", "500 bit/s", "1000 bit/s"}
-    assert set(metrics["tts"]["tts-pretrained"]) == {"ground truth (vocoded)", "tts nfe=8", "tts nfe=16", "tts nfe=32"}
-    assert set(metrics["tts"]["tts-scratch"]) == set(metrics["tts"]["tts-pretrained"])
-    assert {"pretrained", "random"} == set(metrics["layers"]) and len(metrics["layers"]["pretrained"]) == 7
+    assert set(metrics["tokens"]["rows"]) == {"ground truth (vocoded)", "500 bit/s", "1000 bit/s"}
+    assert set(metrics["tts"]["tts-pretrained"]["rows"]) == {"ground truth (vocoded)", "tts nfe=8", "tts nfe=16", "tts nfe=32"}
+    assert set(metrics["tts"]["tts-scratch"]["rows"]) == set(metrics["tts"]["tts-pretrained"]["rows"])
+    assert {"pretrained", "random", "plots"} == set(metrics["layers"]) and len(metrics["layers"]["pretrained"]) == 7
+    for stage in ("tokens", "tts"):  # every sample a stage names exists
+        samples = metrics[stage]["samples"] if stage == "tokens" else metrics[stage]["tts-pretrained"]["samples"]
+        assert all((out / path).is_file() for paths in samples.values() for path in paths)
     assert (out / "export" / "model.safetensors").is_file() and (out / "pretrain" / "tb").is_dir()
     check_report(out / "report.html")
     capsys.readouterr()

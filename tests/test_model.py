@@ -3,7 +3,8 @@ import copy
 import pytest
 import torch
 
-from uniwav.models.codebook import OnlineCodebooks, masked_instance_norm, perplexity
+from uniwav.models.layers import masked_instance_norm
+from uniwav.models.quantization import OnlineCodebooks, perplexity
 from uniwav.models.ema import annealed_decay, ema_update
 from uniwav.models.encoder import span_mask
 from uniwav.models.flow import ot_path, solve_ode
@@ -74,11 +75,11 @@ def test_teacher_follows_student_by_ema_and_gets_no_gradient():
     assert all(not p.requires_grad for p in model.teacher.parameters())
     before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     with torch.no_grad():
-        for p in model.encoder.context.parameters():
+        for p in model.backbone.encoder.context.parameters():
             p.add_(1.0)
     decay = model.after_optimizer_step(step=0)
     assert decay == pytest.approx(0.9)
-    student = dict(model.encoder.context.named_parameters())
+    student = dict(model.backbone.encoder.context.named_parameters())
     for name, p in model.teacher.named_parameters():
         torch.testing.assert_close(p, decay * before[name] + (1 - decay) * student[name])
 
@@ -184,20 +185,20 @@ def test_encoder_and_decoder_are_padding_invariant():
     feats, lens = padded_batch([37, 23], 20)
     pad = lengths_to_padding_mask(lens)
     with torch.no_grad():
-        out = model.encoder(feats, pad)
-        z = model.mix(out.hidden)
+        out = model.backbone.encoder(feats, pad)
+        z = model.backbone.mix(out.hidden)
         t = torch.tensor([0.3, 0.7])
-        v = model.decoder(feats, t, z, pad)
+        v = model.backbone.decoder(feats, t, z, pad)
         # make the decoder's output depend on its input (the zero-initialised head would hide bugs)
-        torch.nn.init.normal_(model.decoder.out_proj.weight)
-        for blk in model.decoder.blocks:
+        torch.nn.init.normal_(model.backbone.decoder.out_proj.weight)
+        for blk in model.backbone.decoder.blocks:
             torch.nn.init.normal_(blk.modulation[1].weight, std=0.1)
-        v = model.decoder(feats, t, z, pad)
+        v = model.backbone.decoder(feats, t, z, pad)
         for i, n in enumerate(lens.tolist()):
-            alone = model.encoder(feats[i: i + 1, :n])
+            alone = model.backbone.encoder(feats[i: i + 1, :n])
             torch.testing.assert_close(out.final[i, :n], alone.final[0], atol=1e-5, rtol=1e-4)
-            z1 = model.mix(alone.hidden)
-            torch.testing.assert_close(v[i, :n], model.decoder(feats[i: i + 1, :n], t[i: i + 1], z1)[0], atol=1e-4, rtol=1e-4)
+            z1 = model.backbone.mix(alone.hidden)
+            torch.testing.assert_close(v[i, :n], model.backbone.decoder(feats[i: i + 1, :n], t[i: i + 1], z1)[0], atol=1e-4, rtol=1e-4)
         targets = model.teacher_targets(feats, pad)
         alone = model.teacher_targets(feats[1:2, :23], None)
         torch.testing.assert_close(targets[:, 1, :23], alone[:, 0], atol=1e-4, rtol=1e-4)
@@ -251,10 +252,10 @@ def test_decoder_loss_reaches_encoder():
         cfg = small_model_config()
         cfg.decoder_loss_weight = weight
         model = UniWav(cfg)
-        torch.nn.init.normal_(model.decoder.out_proj.weight, std=0.1)  # zero-initialised head would block the gradient
+        torch.nn.init.normal_(model.backbone.decoder.out_proj.weight, std=0.1)  # zero-initialised head would block the gradient
         torch.manual_seed(1)
         model(feats, lens).loss.backward()
-        grads[weight] = (model.encoder.context.blocks[0].attn.qkv.weight.grad.clone(), model.layer_weights.grad)
+        grads[weight] = (model.backbone.encoder.context.blocks[0].attn.qkv.weight.grad.clone(), model.backbone.layer_weights.grad)
     assert grads[0.0][1] is None or grads[0.0][1].abs().sum() == 0
     assert grads[1.0][1].abs().sum() > 0
     assert (grads[1.0][0] - grads[0.0][0]).abs().sum() > 1e-6
@@ -331,7 +332,7 @@ def test_compile_stacks_in_place_keeps_names_and_outputs():
     ref = twin(feats, lengths, mask)
     ref.loss.backward()
     assert out.loss.item() == pytest.approx(ref.loss.item(), rel=1e-4)
-    grad, grad_ref = model.encoder.context.blocks[0].ffn[0].weight.grad, twin.encoder.context.blocks[0].ffn[0].weight.grad
+    grad, grad_ref = model.backbone.encoder.context.blocks[0].ffn[0].weight.grad, twin.backbone.encoder.context.blocks[0].ffn[0].weight.grad
     torch.testing.assert_close(grad, grad_ref, rtol=1e-3, atol=1e-5)
     from torch._dynamo.utils import counters
 

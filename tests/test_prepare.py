@@ -139,7 +139,7 @@ def test_feature_stats_are_cached_per_config(tmp_path):
 
 
 def test_normalize_text():
-    assert normalize_text("  Héllo,   WORLD -- it's  \"fine\"! ") == "hello world it's fine"
+    assert normalize_text('  Héllo,   WORLD -- it\'s  "fine"! ') == "hello world it's fine"
     assert normalize_text("...") == ""
 
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 import yaml
 
-from uniwav.config import ConfigError, FeatureConfig, QuantizerConfig, VocoderModelConfig
+from uniwav.config import ConfigError, FeatureConfig, QuantizerConfig, TokenizerModelConfig, VocoderModelConfig
 from uniwav.inference.codes import CodesError, load_codes, save_codes
 from uniwav.inference.vocoders import Synthesizer, VocoderMismatchError, check_features_match, load_vocoder_model
-from uniwav.models.quantizer import ResidualVQ, VectorQuantizer, kmeans
+from uniwav.models.quantization import ResidualVQ, VectorQuantizer, kmeans
 from uniwav.models.tokenizer import SpeechTokenizer
 from uniwav.models.uniwav import UniWav
 from uniwav.models.vocoder import Vocoder
@@ -25,7 +25,8 @@ def clustered(n=600, dim=8, k=12, seed=0):
 
 
 def small_tokenizer(num_quantizers=2, size=16):
-    return SpeechTokenizer.from_uniwav(UniWav(small_model_config()), QuantizerConfig(num_quantizers=num_quantizers, codebook_size=size))
+    cfg = TokenizerModelConfig(quantizer=QuantizerConfig(num_quantizers=num_quantizers, codebook_size=size))
+    return SpeechTokenizer.from_pretrained_backbone(UniWav(small_model_config()), cfg)
 
 
 def test_kmeans_finds_planted_clusters():
@@ -89,7 +90,7 @@ def test_quantizer_dropout_uses_a_prefix_and_updates_every_stage():
     for s, b in zip(tok.quantizer.stages, before):
         assert bool(s.initialized) and not torch.equal(s.ema_counts, b)
     out.loss.backward()
-    assert tok.decoder.out_proj.weight.grad is not None
+    assert tok.backbone.decoder.out_proj.weight.grad is not None
 
 
 def test_bitrates_and_codes_padding():
@@ -242,8 +243,8 @@ def test_finetune_tokenizer_tokenize_detokenize_resynthesize_evaluate(demo_data,
                  "trainer.sample_every=2", "trainer.log_every=1", "optim.warmup_steps=1"]) == 0
     tok = SpeechTokenizer.from_pretrained(tok_run)
     p = UniWav.from_pretrained(pre)
-    for k, v in p.encoder.state_dict().items():  # frozen encoder
-        assert torch.equal(tok.encoder.state_dict()[k], v), k
+    for k, v in p.backbone.encoder.state_dict().items():  # frozen encoder
+        assert torch.equal(tok.backbone.encoder.state_dict()[k], v), k
     from uniwav.data.manifests import load_cuts
     import soundfile as sf
 

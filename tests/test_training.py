@@ -15,14 +15,15 @@ from uniwav.cli.main import main
 from uniwav.config import ConfigError
 from uniwav.models.uniwav import UniWav
 from uniwav.training.pretrain import PretrainTask
-from uniwav.training.run import pretrain
+from uniwav.training.pretrain import pretrain
 
 from conftest import SMALL_OVERRIDES
 
 
 def test_cli_smoke_pretrain_export_and_tensorboard(demo_data, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["pretrain", "--data", str(demo_data), "--out", str(run), "--config", "tiny", "--max-steps", "4", "--no-progress", *SMALL_OVERRIDES]) == 0
+    assert main(["pretrain", "--data", str(demo_data), "--out", str(run), "--config", "tiny", "--max-steps", "4", "--no-progress",
+                 *SMALL_OVERRIDES]) == 0
     assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == 4
@@ -148,12 +149,12 @@ def test_non_finite_gradients_skip_the_update(demo_data):
     for p in task.model.parameters():
         if p.requires_grad:
             p.grad = torch.zeros_like(p)
-    next(task.model.decoder.parameters()).grad[0] = float("nan")
+    next(task.model.backbone.decoder.parameters()).grad[0] = float("nan")
     with pytest.warns(UserWarning, match="non-finite gradient"):
         task.on_before_optimizer_step(None)
     assert task._skip_step and all(p.grad is None for p in task.model.parameters())
     task._bad_steps = cfg.trainer.max_bad_steps
-    next(task.model.decoder.parameters()).grad = torch.full_like(next(task.model.decoder.parameters()), float("inf"))
+    next(task.model.backbone.decoder.parameters()).grad = torch.full_like(next(task.model.backbone.decoder.parameters()), float("inf"))
     with pytest.raises(RuntimeError, match="consecutive non-finite"), pytest.warns(UserWarning):
         task.on_before_optimizer_step(None)
 
@@ -209,7 +210,7 @@ def test_out_of_memory_names_the_batch_and_the_fix(monkeypatch):
 
 
 def test_precision_auto_follows_the_measured_bf16_speed(monkeypatch):
-    from uniwav.training import trainer
+    from uniwav.training import launch as trainer
 
     assert trainer.resolve_precision("32-true") == "32-true" and trainer.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
     assert trainer.cpu_has_fast_bf16(n=64, margin=0.0) and not trainer.cpu_has_fast_bf16(n=64, margin=1e6)

@@ -10,8 +10,9 @@ import torch
 
 from uniwav.config import TTSModelConfig
 from uniwav.data.text import VocabularyError
-from uniwav.inference.tts import PromptError, check_prompt, crossfade, split_sentences, synthesize
-from uniwav.models.tts import NO_TEXT, SILENCE, DurationPredictor, TTSModel, alignment_tokens, expand_tokens, guided_velocity
+from uniwav.inference.tts import PromptError, check_prompt, crossfade, speak, split_sentences, synthesize
+from uniwav.models.flow import guided_velocity
+from uniwav.models.tts import NO_TEXT, SILENCE, DurationPredictor, TTSModel, alignment_tokens, expand_tokens
 from uniwav.models.uniwav import UniWav
 from uniwav.training.finetune_tts import generation_mask
 
@@ -19,7 +20,9 @@ from conftest import SMALL_OVERRIDES, small_model_config, tone
 
 
 def small_tts():
-    return TTSModel.from_uniwav(UniWav(small_model_config()), TTSModelConfig(vocab=list(" abc"), text_dim=8, duration_dim=8, duration_layers=2))
+    return TTSModel.from_pretrained_backbone(
+        UniWav(small_model_config()), TTSModelConfig(vocab=list(" abc"), text_dim=8, duration_dim=8, duration_layers=2)
+    )
 
 
 def test_alignment_tokens_expand_to_frames():
@@ -62,11 +65,11 @@ def test_duration_predictor_shapes_and_padding():
 
 def test_fresh_model_conditions_exactly_like_the_pretrained_infiller():
     pre = UniWav(small_model_config()).eval()
-    tts = TTSModel.from_uniwav(pre, TTSModelConfig(vocab=list(" abc"), text_dim=8, duration_dim=8, duration_layers=2)).eval()
+    tts = TTSModel.from_pretrained_backbone(pre, TTSModelConfig(vocab=list(" abc"), text_dim=8, duration_dim=8, duration_layers=2)).eval()
     feats = torch.randn(1, 30, 20)
     mask = torch.zeros(1, 30, dtype=torch.bool)
     mask[0, 10:] = True
-    z = pre.mix(pre.encoder(feats, None, mask).hidden)
+    z = pre.backbone.mix(pre.backbone.encoder(feats, None, mask).hidden)
     torch.testing.assert_close(tts.condition(feats, mask, torch.full((1, 30), 3), None), z)
 
 
@@ -163,5 +166,5 @@ def test_finetune_tts_speak_and_evaluate(demo_data, tmp_path):
 
 def test_python_api_speaks():
     tts = small_tts().eval()
-    out = tts.tts(tone(2.0), "a cab", nfe=2, prompt_text="abc")
+    out = speak(tts, tone(2.0), "a cab", nfe=2, prompt_text="abc")
     assert out.dtype == np.float32 and out.ndim == 1 and len(out) > 0

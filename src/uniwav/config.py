@@ -12,7 +12,7 @@ import difflib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, List, Optional, Type, TypeVar
+from typing import Any, Optional, TypeVar
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -42,8 +42,8 @@ class FeatureConfig:
     log_floor: float = 1e-5
     center: bool = True
     # Dataset-level per-bin statistics of the log-mel, filled by `uniwav prepare`.
-    norm_mean: Optional[List[float]] = None
-    norm_std: Optional[List[float]] = None
+    norm_mean: Optional[list[float]] = None
+    norm_std: Optional[list[float]] = None
 
     @property
     def frame_rate(self) -> float:
@@ -75,12 +75,22 @@ class FeatureConfig:
         return d
 
     @classmethod
-    def vocos_24k(cls) -> "FeatureConfig":
+    def vocos_24k(cls) -> FeatureConfig:
         """Matches the public 24 kHz Vocos mel vocoder (torchaudio MelSpectrogram defaults)."""
         return cls(
             sample_rate=24000, n_fft=1024, win_length=1024, hop_length=256, n_mels=100,
             fmin=0.0, fmax=12000.0, mel_scale="htk", mel_norm=None, power=1.0, log_floor=1e-7,
         )
+
+
+def _check_transformer(where: str, dim: int, heads: int, pos_conv_kernel: int, pos_conv_groups: int) -> None:
+    """The shape rules every Transformer stack of ours has (encoder and decoder)."""
+    if dim % heads:
+        raise ConfigError(f"{where}.dim={dim} must be divisible by {where}.heads={heads}")
+    if pos_conv_kernel % 2 == 0:
+        raise ConfigError(f"{where}.pos_conv_kernel={pos_conv_kernel} must be odd (a centred convolution)")
+    if dim % pos_conv_groups:
+        raise ConfigError(f"{where}.dim={dim} must be divisible by {where}.pos_conv_groups={pos_conv_groups}")
 
 
 @dataclass
@@ -98,6 +108,11 @@ class EncoderConfig:
     mask_prob: float = 0.8  # expected span starts = mask_prob * T / mask_span
     mask_span: int = 10
 
+    def validate(self) -> None:
+        _check_transformer("encoder", self.dim, self.heads, self.pos_conv_kernel, self.pos_conv_groups)
+        if self.layers < 1 or self.mask_span < 1:
+            raise ConfigError("encoder.layers and encoder.mask_span must be at least 1")
+
 
 @dataclass
 class ClusteringConfig:
@@ -110,6 +125,12 @@ class ClusteringConfig:
     teacher_decay_start: float = 0.999
     teacher_decay_end: float = 0.9999
     teacher_anneal_steps: int = 30000
+
+    def validate(self, encoder_layers: int) -> None:
+        if not 1 <= self.top_layers <= encoder_layers:
+            raise ConfigError(f"clustering.top_layers={self.top_layers} must be in 1..encoder.layers={encoder_layers}")
+        if not 0 < self.codebook_decay < 1:
+            raise ConfigError("clustering.codebook_decay must be in (0, 1)")
 
 
 @dataclass
@@ -124,36 +145,76 @@ class DecoderConfig:
     time_embed_dim: int = 256
     sigma_min: float = 1e-5
 
+    def validate(self) -> None:
+        _check_transformer("decoder", self.dim, self.heads, self.pos_conv_kernel, self.pos_conv_groups)
+        if self.layers < 2 or self.layers % 2:
+            raise ConfigError(f"decoder.layers={self.layers} must be even and at least 2 (U-Net skips pair mirrored layers)")
+
+
+ODE_METHODS = ("euler", "midpoint")
+
 
 @dataclass
-class ModelConfig:
+class SamplerConfig:
+    """How the flow-matching decoder generates: an ODE solved from noise (t = 0) to features (t = 1)."""
+
+    nfe: int = 16  # network evaluations per sample (a guided step evaluates the network on a doubled batch)
+    method: str = "midpoint"  # "euler" or "midpoint" (two evaluations per step)
+    sway: float = 0.0  # F5-TTS sway sampling of the time grid, t + s (cos(pi t / 2) - 1 + t): s < 0 spends steps early
+    guidance: float = 0.0  # classifier-free guidance weight w: v = v_cond + w (v_cond - v_uncond); 0 = off
+
+    def validate(self) -> None:
+        if self.method not in ODE_METHODS:
+            raise ConfigError(f"sampler.method must be one of {', '.join(ODE_METHODS)}, got {self.method!r}")
+        least = 2 if self.method == "midpoint" else 1
+        if self.nfe < least or (self.method == "midpoint" and self.nfe % 2):
+            raise ConfigError(f"sampler.nfe={self.nfe}: {self.method} needs " + ("an even NFE >= 2" if least == 2 else "NFE >= 1"))
+        if not -1.0 <= self.sway <= 1.0:
+            raise ConfigError(f"sampler.sway={self.sway} must be in [-1, 1] (F5-TTS uses -1)")
+        if self.guidance < 0:
+            raise ConfigError(f"sampler.guidance={self.guidance} must be >= 0")
+
+
+@dataclass
+class BackboneConfig:
+    """What every model built on the pre-trained UniWav shares: front end, encoder, flow decoder, sampler."""
+
     features: FeatureConfig = field(default_factory=FeatureConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    decoder_loss_weight: float = 1.0  # lambda in L = L_enc + lambda * L_dec; 0 = DinoSR alone
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+
+    # Only models trained with condition dropout have an unconditional velocity to guide against.
+    supports_guidance = False
 
     def validate(self) -> None:
         self.features.validate()
-        e, c, d = self.encoder, self.clustering, self.decoder
-        if e.dim % e.heads or d.dim % d.heads:
-            raise ConfigError("encoder.dim / decoder.dim must be divisible by their heads")
-        if not 1 <= c.top_layers <= e.layers:
-            raise ConfigError(f"clustering.top_layers={c.top_layers} must be in 1..encoder.layers={e.layers}")
-        if d.layers % 2:
-            raise ConfigError(f"decoder.layers={d.layers} must be even (U-Net skips pair mirrored layers)")
-        if e.pos_conv_kernel % 2 == 0 or d.pos_conv_kernel % 2 == 0:
-            raise ConfigError("pos_conv_kernel must be odd")
-        if e.dim % e.pos_conv_groups or d.dim % d.pos_conv_groups:
-            raise ConfigError("dim must be divisible by pos_conv_groups")
-        if not 0 < c.codebook_decay < 1:
-            raise ConfigError("clustering.codebook_decay must be in (0, 1)")
+        self.encoder.validate()
+        self.decoder.validate()
+        self.sampler.validate()
+        if self.sampler.guidance and not self.supports_guidance:
+            raise ConfigError(f"sampler.guidance={self.sampler.guidance}: this model was not trained with condition dropout; "
+                              "classifier-free guidance needs the text-to-speech model")
+
+
+@dataclass
+class ModelConfig(BackboneConfig):
+    """The pre-trained UniWav: backbone + EMA teacher + online codebooks + student heads."""
+
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    decoder_loss_weight: float = 1.0  # lambda in L = L_enc + lambda * L_dec; 0 = DinoSR alone
+
+    def validate(self) -> None:
+        super().validate()
+        self.clustering.validate(self.encoder.layers)
+        if self.decoder_loss_weight < 0:
+            raise ConfigError("decoder_loss_weight must be >= 0")
 
 
 @dataclass
 class OptimConfig:
     lr: float = 5e-4
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     weight_decay: float = 0.01
     warmup_steps: int = 32000
     total_steps: int = 400000  # length of the schedule; --max-steps only stops early
@@ -161,8 +222,10 @@ class OptimConfig:
     grad_clip: float = 10.0
 
     def validate(self) -> None:
-        if self.warmup_steps >= self.total_steps:
-            raise ConfigError("optim.warmup_steps must be smaller than optim.total_steps")
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr={self.lr} must be positive")
+        if not 0 <= self.warmup_steps < self.total_steps:
+            raise ConfigError("optim.warmup_steps must be >= 0 and smaller than optim.total_steps")
 
 
 @dataclass
@@ -172,6 +235,12 @@ class DataConfig:
     min_seconds: float = 1.0  # shorter cuts are dropped from pre-training
     num_buckets: int = 20
     num_workers: int = 2
+
+    def validate(self) -> None:
+        if self.max_duration <= 0 or self.crop_seconds <= 0:
+            raise ConfigError("data.max_duration and data.crop_seconds must be positive")
+        if self.num_buckets < 1 or self.num_workers < 0:
+            raise ConfigError("data.num_buckets must be >= 1 and data.num_workers >= 0")
 
 
 @dataclass
@@ -189,10 +258,17 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the Transformer stacks (models/compile.py; `uniwav bench` measures the gain)
     profiler: str = ""  # "simple" or "advanced": Lightning's per-hook timing report at the end of the run
 
+    def validate(self) -> None:
+        for name in ("accumulate_grad_batches", "log_every", "sample_every", "checkpoint_every", "num_nodes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"trainer.{name}={getattr(self, name)} must be at least 1")
+
 
 @dataclass
-class PretrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
+class TaskConfig:
+    """What every training task has: optimiser, data, trainer and seed. Subclasses add ``model``
+    (validated here) and their own fields, and put task-specific checks in ``check``."""
+
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -201,6 +277,17 @@ class PretrainConfig:
     def validate(self) -> None:
         self.model.validate()
         self.optim.validate()
+        self.data.validate()
+        self.trainer.validate()
+        self.check()
+
+    def check(self) -> None:
+        pass
+
+
+@dataclass
+class PretrainConfig(TaskConfig):
+    model: ModelConfig = field(default_factory=ModelConfig)
 
 
 @dataclass
@@ -209,7 +296,7 @@ class CTCModelConfig:
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    vocab: List[str] = field(default_factory=list)  # index 0 is the CTC blank
+    vocab: list[str] = field(default_factory=list)  # index 0 is the CTC blank
     mask_prob: float = 0.5  # span masking of time frames as augmentation (fine-tuning only)
     mask_span: int = 10
     channel_mask_prob: float = 0.1  # span masking of input channels
@@ -219,14 +306,13 @@ class CTCModelConfig:
 
     def validate(self) -> None:
         self.features.validate()
-        if self.encoder.dim % self.encoder.heads:
-            raise ConfigError("encoder.dim must be divisible by encoder.heads")
+        self.encoder.validate()
         if self.layer is not None and not 1 <= self.layer <= self.encoder.layers:
             raise ConfigError(f"model.layer={self.layer} must be in 1..encoder.layers={self.encoder.layers}")
 
 
 @dataclass
-class FinetuneASRConfig:
+class FinetuneASRConfig(TaskConfig):
     model: CTCModelConfig = field(default_factory=CTCModelConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, warmup_steps=150, total_steps=1500, grad_clip=5.0))
     data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=1e6, min_seconds=0.0, num_buckets=5, num_workers=1))
@@ -237,13 +323,11 @@ class FinetuneASRConfig:
     freeze_encoder_steps: int = 100  # train only the head for the first updates
     encoder_lr_scale: float = 1.0  # the encoder's learning rate is optim.lr times this (the head's is optim.lr)
     val_every: int = 250
-    seed: int = 1234
 
-    def validate(self) -> None:
-        self.model.validate()
-        self.optim.validate()
+    def check(self) -> None:
         if self.init_from not in ("student", "teacher"):
             raise ConfigError(f"init_from must be 'student' or 'teacher', got {self.init_from!r}")
+
 
 @dataclass
 class QuantizerConfig:
@@ -255,24 +339,22 @@ class QuantizerConfig:
     kmeans_iters: int = 10  # k-means initialisation on the first batch
     dead_threshold: float = 1.0  # EMA count (vectors per batch) under which a codeword is restarted
 
+    def validate(self) -> None:
+        if self.num_quantizers < 1 or self.codebook_size < 2:
+            raise ConfigError("quantizer: need num_quantizers >= 1 and codebook_size >= 2")
+
 
 @dataclass
-class TokenizerModelConfig:
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+class TokenizerModelConfig(BackboneConfig):
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
 
     def validate(self) -> None:
-        self.features.validate()
-        if self.quantizer.num_quantizers < 1 or self.quantizer.codebook_size < 2:
-            raise ConfigError("quantizer: need num_quantizers >= 1 and codebook_size >= 2")
-        if self.decoder.layers % 2:
-            raise ConfigError(f"decoder.layers={self.decoder.layers} must be even")
+        super().validate()
+        self.quantizer.validate()
 
 
 @dataclass
-class FinetuneTokenizerConfig:
+class FinetuneTokenizerConfig(TaskConfig):
     model: TokenizerModelConfig = field(default_factory=TokenizerModelConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, warmup_steps=100, total_steps=2000, grad_clip=5.0))
     data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=6.0, num_buckets=5, num_workers=1))
@@ -280,11 +362,6 @@ class FinetuneTokenizerConfig:
     init: str = ""  # the pre-trained UniWav run or export
     freeze_encoder: bool = True  # encoder and layer mix frozen; the decoder learns to decode the codes
     commitment_weight: float = 0.25  # moves something only when the encoder is trained
-    seed: int = 1234
-
-    def validate(self) -> None:
-        self.model.validate()
-        self.optim.validate()
 
 
 @dataclass
@@ -304,7 +381,7 @@ class VocoderModelConfig:
 
 
 @dataclass
-class TrainVocoderConfig:
+class TrainVocoderConfig(TaskConfig):
     model: VocoderModelConfig = field(default_factory=VocoderModelConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, betas=[0.8, 0.9], weight_decay=0.0, warmup_steps=0,
                                                                     total_steps=100000, final_lr_ratio=0.1, grad_clip=100.0))
@@ -314,33 +391,23 @@ class TrainVocoderConfig:
     stft_weight: float = 1.0  # multi-resolution STFT (spectral convergence + log magnitude)
     feature_matching_weight: float = 2.0
     gan_start_step: int = 0  # discriminators join after this many updates (0 = from the start)
-    mpd_periods: List[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
-    mrd_ffts: List[int] = field(default_factory=lambda: [512, 1024, 2048])
-    seed: int = 1234
+    mpd_periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
+    mrd_ffts: list[int] = field(default_factory=lambda: [512, 1024, 2048])
 
-    def validate(self) -> None:
-        self.model.validate()
-        self.optim.validate()
 
 @dataclass
-class TTSModelConfig:
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    vocab: List[str] = field(default_factory=list)  # characters; ids 0 (no text) and 1 (silence) come first
+class TTSModelConfig(BackboneConfig):
+    vocab: list[str] = field(default_factory=list)  # characters; ids 0 (no text) and 1 (silence) come first
     text_dim: int = 128
     duration_dim: int = 128
     duration_layers: int = 3
     duration_loss_weight: float = 1.0
 
-    def validate(self) -> None:
-        self.features.validate()
-        if self.decoder.layers % 2:
-            raise ConfigError(f"decoder.layers={self.decoder.layers} must be even")
+    supports_guidance = True
 
 
 @dataclass
-class FinetuneTTSConfig:
+class FinetuneTTSConfig(TaskConfig):
     model: TTSModelConfig = field(default_factory=TTSModelConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, warmup_steps=100, total_steps=3000, grad_clip=5.0))
     data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=1e6, min_seconds=0.0, num_buckets=5, num_workers=1))
@@ -351,13 +418,10 @@ class FinetuneTTSConfig:
     mask_max: float = 1.0
     cond_drop_prob: float = 0.2  # text and audio context dropped together (classifier-free guidance)
     prompt_text_drop_prob: float = 0.5  # the context frames' text dropped (prompts without a transcript)
-    seed: int = 1234
 
-    def validate(self) -> None:
-        self.model.validate()
+    def check(self) -> None:
         if not 0 < self.mask_min <= self.mask_max <= 1:
             raise ConfigError("need 0 < mask_min <= mask_max <= 1")
-        self.optim.validate()
 
 
 # ---------------------------------------------------------------- loading and saving
@@ -400,7 +464,7 @@ def _friendly(err: OmegaConfBaseException, schema, source: str) -> ConfigError:
     return ConfigError(f"{source}: {msg}{hint}" + (f" [key: {full_key}]" if full_key else ""))
 
 
-def load_config(cls: Type[T], preset: Optional[str] = None, overrides: Optional[list[str]] = None, base: Optional[dict] = None) -> T:
+def load_config(cls: type[T], preset: Optional[str] = None, overrides: Optional[list[str]] = None, base: Optional[dict] = None) -> T:
     """Resolve a config: dataclass defaults <- ``base`` dict <- preset/YAML <- ``key=value`` overrides.
 
     Raises ConfigError naming the bad key (with a suggestion) or value.
@@ -433,7 +497,7 @@ def to_dict(cfg) -> dict:
     return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
 
 
-def from_dict(cls: Type[T], data: dict) -> T:
+def from_dict(cls: type[T], data: dict) -> T:
     return load_config(cls, base=data)
 
 

@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -203,7 +203,8 @@ def features(files: list, repeats: int = 1) -> dict:
 
 def inference(device: str, seconds: float, nfes: list, repeats: int) -> dict:
     """Real-time factors of the tiny models (random weights: speed does not depend on them)."""
-    from uniwav.config import CTCModelConfig, QuantizerConfig, TTSModelConfig, VocoderModelConfig, load_config
+    from uniwav.config import CTCModelConfig, TokenizerModelConfig, TTSModelConfig, VocoderModelConfig, load_config
+    from uniwav.inference.transcribe import transcribe
     from uniwav.inference.vocoders import Synthesizer
     from uniwav.models.ctc import CTCModel
     from uniwav.models.tokenizer import SpeechTokenizer
@@ -215,8 +216,8 @@ def inference(device: str, seconds: float, nfes: list, repeats: int) -> dict:
     pre = UniWav(cfg).eval()
     wav = torch.randn(int(seconds * cfg.features.sample_rate)) * 0.1
     ctc = CTCModel(CTCModelConfig(features=cfg.features, encoder=cfg.encoder, vocab=["<blank>", *" 'abcdefghijklmnopqrstuvwxyz"])).eval()
-    out = {"audio_seconds": seconds, "transcribe_rtf": timed(lambda: ctc.transcribe(wav), repeats) / seconds}
-    tok = SpeechTokenizer.from_uniwav(pre, QuantizerConfig()).eval()
+    out = {"audio_seconds": seconds, "transcribe_rtf": timed(lambda: transcribe(ctc, wav), repeats) / seconds}
+    tok = SpeechTokenizer.from_pretrained_backbone(pre, TokenizerModelConfig()).eval()
     voc_cfg = load_config(VocoderModelConfig, base=_vocoder_preset())
     vocoder = Vocoder(voc_cfg).eval()
     synth = Synthesizer(cfg.features, model=vocoder)
@@ -228,7 +229,7 @@ def inference(device: str, seconds: float, nfes: list, repeats: int) -> dict:
 
     out["tokenize_detokenize_nfe16_rtf"] = timed(tok_detok, repeats) / seconds
     out["vocoder_rtf"] = timed(lambda: vocoder(tok.features.raw(wav[None])[0]), repeats) / seconds
-    tts = TTSModel.from_uniwav(pre, TTSModelConfig(vocab=list(" 'abcdefghijklmnopqrstuvwxyz"))).eval()
+    tts = TTSModel.from_pretrained_backbone(pre, TTSModelConfig(vocab=list(" 'abcdefghijklmnopqrstuvwxyz"))).eval()
     with torch.no_grad():  # untrained durations are arbitrary: pin them to the demo corpus' rate
         tts.duration.out.weight.zero_()
         tts.duration.out.bias.fill_(math.log1p(FRAMES_PER_CHARACTER))
@@ -238,7 +239,7 @@ def inference(device: str, seconds: float, nfes: list, repeats: int) -> dict:
     n = len(synthesize(tts, wav[: 3 * cfg.features.sample_rate].numpy(), text, synth, nfe=2))
     gen_seconds = n / cfg.features.sample_rate
     for nfe in nfes:
-        t = timed(lambda: synthesize(tts, wav[: 3 * cfg.features.sample_rate].numpy(), text, synth, nfe=nfe, guidance=1.0), repeats)
+        t = timed(lambda n=nfe: synthesize(tts, wav[: 3 * cfg.features.sample_rate].numpy(), text, synth, nfe=n, guidance=1.0), repeats)
         out[f"tts_nfe{nfe}_rtf"] = t / gen_seconds
     return out
 
@@ -305,7 +306,7 @@ def train_shape(preset: str, device: str) -> tuple[int, float]:
 
 
 def run_all(quick: bool, device: str, files: list, compile: bool = True) -> dict:
-    from uniwav.training.trainer import resolve_precision
+    from uniwav.training.launch import resolve_precision
 
     presets = ["tiny"] if quick else ["tiny", "base"]
     repeats = 3 if quick else 5
@@ -322,7 +323,8 @@ def run_all(quick: bool, device: str, files: list, compile: bool = True) -> dict
                        bf16_speedup=row["step_seconds"] / half["step_seconds"])
         if compile:  # trainer.compile: the Transformer stacks compiled
             fast = train_step(p, device, batch, secs, repeats, compile=True)
-            row.update(compiled_step_seconds=fast["step_seconds"], compiled_mfu=fast["mfu"], compile_speedup=row["step_seconds"] / fast["step_seconds"])
+            row.update(compiled_step_seconds=fast["step_seconds"], compiled_mfu=fast["mfu"],
+                       compile_speedup=row["step_seconds"] / fast["step_seconds"])
         if device == "cpu":  # what flushing denormals to zero (the trainer's setting on CPU) buys
             off = train_step(p, device, batch, secs, repeats, flush_denormal=False)
             row["denormal_flush_speedup"] = off["step_seconds"] / row["step_seconds"]
@@ -379,4 +381,3 @@ def run(args) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

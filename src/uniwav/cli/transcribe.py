@@ -32,11 +32,12 @@ def lm_decoder(args, model):
 
 def run(args):
     from uniwav.data.audio import read_audio
+    from uniwav.inference.transcribe import transcribe
     from uniwav.models.ctc import CTCModel
 
     model = CTCModel.from_pretrained(args.model)
     wavs = [read_audio(f, model.cfg.features.sample_rate)[0] for f in args.files]
     lm = lm_decoder(args, model)
-    texts = model.transcribe(wavs, beam=args.beam, chunk_seconds=args.chunk_seconds, lm=lm)
+    texts = transcribe(model, wavs, beam=args.beam, chunk_seconds=args.chunk_seconds, lm=lm)
     for f, t in zip(args.files, texts):
         print(json.dumps({"file": f, "text": t}) if args.json else f"{f}\t{t}")

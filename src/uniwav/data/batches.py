@@ -1,5 +1,6 @@
-"""Pre-training batches: lhotse's duration-bucketed dynamic batching over random crops, as an
-endless, seeded stream whose position is one integer (the number of batches consumed).
+"""Training batches: lhotse's duration-bucketed dynamic batching over random crops, as an endless,
+seeded stream whose position is one integer (the number of batches consumed); and evaluation
+batches (every cut once, in order).
 
 Epoch e crops every cut longer than ``crop_seconds`` at a random offset drawn from
 Random(seed, e), then lhotse's DynamicBucketingSampler (shuffle seed + e, this process's rank)
@@ -82,8 +83,9 @@ class AudioBatches(Dataset):
         return {"audio": audio, "audio_lens": lens, "index": index, "ids": [c.id for c in cuts], "texts": texts}
 
 
-def pretrain_loader(cuts: CutSet, max_duration: float, crop_seconds: float, num_buckets: int, seed: int, rank: int = 0,
+def training_loader(cuts: CutSet, max_duration: float, crop_seconds: float, num_buckets: int, seed: int, rank: int = 0,
                     world_size: int = 1, start: int = 0, num_workers: int = 0, min_seconds: float = 0.0) -> DataLoader:
+    """The endless training stream of every task (``EndlessBatchSampler`` + ``AudioBatches``), from batch ``start``."""
     sampler = EndlessBatchSampler(cuts, max_duration, crop_seconds, num_buckets, seed, rank, world_size, start, min_seconds)
     return DataLoader(AudioBatches(), sampler=sampler, batch_size=None, num_workers=num_workers,
                       persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None)

@@ -62,3 +62,13 @@ def require_text(cuts: CutSet, split: str) -> None:
         texts = [s.text for s in cut.supervisions if s.text and s.text.strip()]
         if not texts:
             raise DataError(f"utterance {cut.id} in split '{split}' has no transcript, but this split needs one")
+
+
+def check_sample_rate(data_dir, sample_rate: int) -> None:
+    """Refuse a model whose sample rate differs from the data's (naming both and the fix)."""
+    from uniwav.config import ConfigError
+
+    rate = next(iter(load_cuts(data_dir, "train", lazy=True))).sampling_rate
+    if rate != sample_rate:
+        raise ConfigError(f"{data_dir}: audio is {rate} Hz but model.features.sample_rate is {sample_rate}; "
+                          f"prepare the data with --sample-rate {sample_rate} or set model.features.sample_rate={rate}")

@@ -33,7 +33,8 @@ VARIANTS = (
     "Annie", "andrea", "Andy", "belinda", "benjamin", "david", "edward", "grandma", "linda", "max",
     "michael", "norbert", "paul", "quincy", "robert", "steph", "travis", "victor", "zac",
 )
-INSTALL_HINT = "install it with `apt-get update && apt-get install -y espeak-ng fortunes-min` (Debian/Ubuntu) or `brew install espeak-ng fortune` (macOS)"
+INSTALL_HINT = ("install it with `apt-get update && apt-get install -y espeak-ng fortunes-min` (Debian/Ubuntu) "
+                "or `brew install espeak-ng fortune` (macOS)")
 
 
 class DemoError(RuntimeError):

@@ -40,7 +40,7 @@ class CharVocabulary:
         self.index = {s: i for i, s in enumerate(self.symbols)}
 
     @classmethod
-    def from_texts(cls, texts) -> "CharVocabulary":
+    def from_texts(cls, texts) -> CharVocabulary:
         chars = sorted({ch for t in texts for ch in t})
         if not chars:
             raise VocabularyError("no transcripts to build a character vocabulary from (is the training data labelled?)")

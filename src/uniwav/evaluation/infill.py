@@ -9,13 +9,13 @@ from uniwav.models.layers import lengths_to_padding_mask
 
 
 @torch.no_grad()
-def infill_metrics(model, feats: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, nfe: int = 16, seed: int = 0,
-                   method: str = "midpoint") -> dict:
+def infill_metrics(model, feats: torch.Tensor, frames: torch.Tensor, mask: torch.Tensor, seed: int = 0, **sampling) -> dict:
     """Decoder infilling quality on masked frames: L1 of the infill vs. L1 of the oracle mean
-    frame of the masked frames (per utterance), both on normalised log-mel."""
+    frame of the masked frames (per utterance), both on normalised log-mel. ``sampling``: fields
+    of the model's sampler to replace (nfe=, method=, sway=)."""
     padding = lengths_to_padding_mask(frames, feats.shape[1])
     mask = mask & ~padding
-    gen = model.infill(feats, mask, frames, nfe=nfe, seed=seed, method=method)
+    gen = model.infill(feats, mask, frames, seed=seed, **sampling)
     m = mask[..., None].float()
     n = m.sum().clamp_min(1) * feats.shape[-1]
     l1 = ((gen - feats).abs() * m).sum() / n
@@ -41,10 +41,11 @@ def evaluate_infill(model, cuts, nfe: int = 16, seed: int = 0, batch_size: int =
         batch = AudioBatches()[(k, CutSet.from_cuts(cuts[k: k + batch_size]))]
         feats, frames = model.features(batch["audio"], batch["audio_lens"])
         mask = span_mask(frames, feats.shape[1], e.mask_prob, e.mask_span, gen)
-        m = infill_metrics(model, feats, frames, mask, nfe=nfe, seed=seed + k, method=method)
+        m = infill_metrics(model, feats, frames, mask, seed=seed + k, nfe=nfe, method=method)
         n = int(m["mask"].sum())
         totals["infill"] += m["infill_l1"] * n
         totals["mean"] += m["mean_frame_l1"] * n
         totals["frames"] += n
     f = max(1, totals["frames"])
-    return {"infill_l1": totals["infill"] / f, "mean_frame_l1": totals["mean"] / f, "masked_frames": totals["frames"], "n": len(cuts), "nfe": nfe, "method": method}
+    return {"infill_l1": totals["infill"] / f, "mean_frame_l1": totals["mean"] / f, "masked_frames": totals["frames"], "n": len(cuts),
+            "nfe": nfe, "method": method}

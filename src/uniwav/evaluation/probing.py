@@ -1,8 +1,7 @@
 """What each encoder layer knows: frame-level linear probes and k-means mutual information.
 
-Frame labels come from CTC forced alignments (``uniwav align``): each frame takes the character
-whose span it is in, frames after a span keep that character until the next span starts (CTC
-spans are peaky), and frames before the first span are silence. Speaker labels come from the
+Frame labels come from CTC forced alignments (``uniwav align``, read by ``data.alignments``,
+whose ``frame_labels`` gives each frame its character or silence). Speaker labels come from the
 alignment rows.
 
 - ``linear_probe``: a softmax regression on standardised frozen features (full-batch L-BFGS),
@@ -14,37 +13,14 @@ alignment rows.
 
 from __future__ import annotations
 
-import gzip
-import json
-from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-SILENCE = "<sil>"
-
-
-def read_alignments(align_dir, split: str) -> dict:
-    """id -> alignment row of ALIGN/{split}.jsonl.gz."""
-    path = Path(align_dir) / f"{split}.jsonl.gz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no alignments for split {split!r} (run `uniwav align` first)")
-    with gzip.open(path, "rt") as f:
-        return {row["id"]: row for row in map(json.loads, f)}
-
-
-def frame_labels(row: dict) -> list[str]:
-    """Dense per-frame character labels of one alignment row (see the module docstring)."""
-    labels = [SILENCE] * row["num_frames"]
-    spans = row["spans"]
-    for i, (start, _) in enumerate(spans):
-        end = spans[i + 1][0] if i + 1 < len(spans) else row["num_frames"]
-        ch = row["text"][i]
-        for t in range(start, min(end, row["num_frames"])):
-            labels[t] = "|" if ch == " " else ch
-    return labels
+from uniwav.data.alignments import frame_labels, read_alignments
 
 
 @torch.no_grad()
@@ -115,12 +91,12 @@ def mutual_information(units: np.ndarray, labels: Sequence[str]) -> tuple[float,
 
 
 def kmeans_mutual_information(x: torch.Tensor, chars, speakers, k: int = 100, iters: int = 20, seed: int = 0) -> dict:
-    from uniwav.models.quantizer import _nearest, kmeans
+    from uniwav.models.quantization import kmeans, nearest
 
     g = torch.Generator().manual_seed(seed)
     xs = (x - x.mean(0)) / x.std(0).clamp_min(1e-5)
     centres = kmeans(xs, k, iters, generator=g)
-    units = _nearest(xs, centres).numpy()
+    units = nearest(xs, centres).numpy()
     mi_c, nmi_c = mutual_information(units, chars)
     mi_s, nmi_s = mutual_information(units, speakers)
     return {"mi_char_bits": mi_c, "nmi_char": nmi_c, "mi_speaker_bits": mi_s, "nmi_speaker": nmi_s}
@@ -136,8 +112,8 @@ def analyze_layers(model, data_dir, align_dir, train_split: str = "train", test_
     model.eval()
 
     def layers_of(wav):
-        feats, _ = model._prepare(wav)
-        return [feats[0]] + [h[0] for h in model.encoder(feats, None).hidden]
+        feats, _ = model.features.prepare(wav)
+        return [feats[0]] + [h[0] for h in model.backbone.encoder(feats, None).hidden]
 
     x_tr, c_tr, _ = layer_features(layers_of, load_cuts(data_dir, train_split), read_alignments(align_dir, train_split), max_train_utterances)
     x_te, c_te, s_te = layer_features(layers_of, load_cuts(data_dir, test_split), read_alignments(align_dir, test_split), max_test_utterances)
@@ -146,9 +122,14 @@ def analyze_layers(model, data_dir, align_dir, train_split: str = "train", test_
         row = {"layer": i, "probe_char_accuracy": linear_probe(a, c_tr, b, c_te, iters=probe_iters)}
         row.update(kmeans_mutual_information(b, c_te, s_te, k=units))
         rows.append(row)
-    weights = torch.softmax(model.layer_weights.detach().float(), 0).tolist()
-    return {"layers": rows, "layer_mixer_weights": weights, "train_frames": len(c_tr), "test_frames": len(c_te),
-            "majority_baseline": max(c_te.count(c) for c in set(c_te)) / len(c_te)}
+    weights = torch.softmax(model.backbone.layer_weights.detach().float(), 0).tolist()
+    return {
+        "layers": rows,
+        "layer_mixer_weights": weights,
+        "train_frames": len(c_tr),
+        "test_frames": len(c_te),
+        "majority_baseline": max(c_te.count(c) for c in set(c_te)) / len(c_te),
+    }
 
 
 def plot_layers(result: dict, path) -> None:

@@ -8,13 +8,15 @@ model, CER/WER by Whisper, speaker similarity to the original, DNSMOS.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from uniwav.evaluation import scorers
+from uniwav.inference.transcribe import transcribe
 from uniwav.inference.codes import Codes
 from uniwav.inference.resynthesis import audio_to_codes, codes_to_audio
 from uniwav.inference.vocoders import Synthesizer
@@ -68,7 +70,7 @@ def evaluate_resynth(tokenizer, cuts, bitrates: Sequence[float], synth: Synthesi
         row = {k: _mean([u[k] for u in utt]) for k in utt[0] if k != "id"}
         row["bitrate"] = _mean(measured[name]) if measured[name] else None
         if asr_model is not None and all(texts):
-            rates = scorers.recognition_rates(lambda w, _sr: asr_model.transcribe(w), outs, texts, sr)
+            rates = scorers.recognition_rates(lambda w, _sr: transcribe(asr_model, w), outs, texts, sr)
             row["asr_cer"], row["asr_wer"] = rates["cer"], rates["wer"]
         if whisper is not None and all(texts):
             rates = scorers.recognition_rates(whisper, outs, texts, sr)

@@ -10,13 +10,15 @@ prompt's whole utterance (resemblyzer), DNSMOS on request.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from uniwav.evaluation import scorers
+from uniwav.inference.transcribe import transcribe
 from uniwav.inference.tts import synthesize
 from uniwav.inference.vocoders import Synthesizer
 
@@ -47,7 +49,8 @@ def evaluate_tts(model, cuts, synth: Synthesizer, nfes: Sequence[int] = (8, 16, 
     if not pairs:  # a toy split: fall back to prompting with the target's own first seconds, and say so
         import warnings
 
-        warnings.warn("no speaker of this split has two utterances: prompting each utterance with its own start (not cross-sentence)")
+        warnings.warn("no speaker of this split has two utterances: prompting each utterance with its own start (not cross-sentence)",
+                      stacklevel=2)
         pairs, protocol = [(c, c) for c in cuts][:max_pairs], "same-utterance"
     if not pairs:
         raise ValueError("the split has no utterances")
@@ -73,7 +76,7 @@ def evaluate_tts(model, cuts, synth: Synthesizer, nfes: Sequence[int] = (8, 16, 
     for name, outs in audio.items():
         row = {"seconds": float(np.mean([len(o) / sr for o in outs]))}
         if asr_model is not None:
-            r = scorers.recognition_rates(lambda w, _sr: asr_model.transcribe(w), outs, texts, sr)
+            r = scorers.recognition_rates(lambda w, _sr: transcribe(asr_model, w), outs, texts, sr)
             row["asr_cer"], row["asr_wer"] = r["cer"], r["wer"]
         if whisper is not None:
             r = scorers.recognition_rates(whisper, outs, texts, sr)

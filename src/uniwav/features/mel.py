@@ -92,6 +92,15 @@ class LogMel(nn.Module):
         valid = torch.arange(mel.shape[1], device=mel.device)[None] < frames[:, None]
         return mel * valid[..., None], frames
 
+    def prepare(self, wav, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waveform(s) at ``sample_rate`` as anything array-like, [S] or [B, S] (+ sample lengths [B]),
+        -> (normalised log-mel [B, T, n_mels], frame lengths [B]) on this module's device."""
+        device = self.window.device
+        wav = torch.as_tensor(wav, dtype=torch.float32, device=device)
+        wav = wav[None] if wav.dim() == 1 else wav
+        lengths = None if lengths is None else torch.as_tensor(lengths, device=device)
+        return self(wav, lengths)
+
     def forward(self, wav: torch.Tensor, lengths: Optional[torch.Tensor] = None):
         mel, frames = self.raw(wav, lengths)
         valid = torch.arange(mel.shape[1], device=mel.device)[None] < frames[:, None]

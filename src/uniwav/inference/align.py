@@ -50,21 +50,25 @@ def forced_align(log_probs: np.ndarray, tokens: list[int], blank: int = 0, utt_i
     return spans
 
 
+def align(model, wav, text: str, utt_id: str = "?") -> list[tuple[str, float, float]]:
+    """Forced alignment of ``text`` to one waveform with a ``CTCModel``: [(character, start s, end s), ...]."""
+    log_probs, frames = model.log_probs(wav)
+    tokens = model.vocab.encode(text, utt_id)
+    spans = forced_align(log_probs[0, : int(frames[0])].cpu().numpy(), tokens, utt_id=utt_id)
+    rate = model.cfg.features.frame_rate
+    return [(model.vocab.symbols[tok], start / rate, end / rate) for tok, (start, end) in zip(tokens, spans)]
+
+
 def align_corpus(model, data_dir, out_dir, splits=None, batch_seconds: float = 120.0) -> dict:
     """Write ``out_dir/{split}.jsonl.gz``: one JSON line per utterance with its text, frame rate,
     number of frames and per-character frame spans. Returns split -> (aligned, [failed ids])."""
-    import gzip
-    import json
-    from pathlib import Path
-
     from tqdm import tqdm
 
+    from uniwav.data.alignments import write_alignments
     from uniwav.data.manifests import available_splits, load_cuts
     from uniwav.data.text import VocabularyError
     from uniwav.inference.transcribe import stitched_log_probs
-    from uniwav.utils import atomic_path
 
-    out_dir = Path(out_dir)
     result = {}
     for split in splits or available_splits(data_dir):
         cuts = [c for c in load_cuts(data_dir, split) if any(s.text for s in c.supervisions)]
@@ -78,11 +82,16 @@ def align_corpus(model, data_dir, out_dir, splits=None, batch_seconds: float = 1
                 except (AlignmentError, VocabularyError):
                     failed.append(cut.id)
                     continue
-                rows.append({"id": cut.id, "text": text, "speaker": cut.supervisions[0].speaker, "frame_rate": model.cfg.features.frame_rate,
-                             "num_frames": int(lp.shape[0]), "spans": spans})
-        with atomic_path(out_dir / f"{split}.jsonl.gz", suffix=".jsonl.gz") as tmp:
-            with gzip.open(tmp, "wt") as f:
-                for row in rows:
-                    f.write(json.dumps(row) + "\n")
+                rows.append(
+                    {
+                        "id": cut.id,
+                        "text": text,
+                        "speaker": cut.supervisions[0].speaker,
+                        "frame_rate": model.cfg.features.frame_rate,
+                        "num_frames": int(lp.shape[0]),
+                        "spans": spans,
+                    }
+                )
+        write_alignments(out_dir, split, rows)
         result[split] = (len(rows), failed)
     return result

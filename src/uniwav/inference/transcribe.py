@@ -68,10 +68,12 @@ def stitched_log_probs(model, wavs, chunk_seconds: float = 30.0, overlap_seconds
     return out
 
 
-def transcribe(model, wavs, beam: int = 1, chunk_seconds: float = 30.0, overlap_seconds: float = 2.0, lm=None) -> list[str]:
-    """Texts for a list of 1-D waveforms at the model's sample rate: greedy when beam == 1, CTC
-    prefix beam search otherwise, or beam search with a word LM (``lm``: an ``LMDecoder``; its beam
-    is ``LM_BEAM`` unless ``beam`` > 1)."""
+def transcribe(model, wavs, beam: int = 1, chunk_seconds: float = 30.0, overlap_seconds: float = 2.0, lm=None) -> list[str] | str:
+    """Text of one 1-D waveform at the model's sample rate, or texts of a list of them: greedy when
+    beam == 1, CTC prefix beam search otherwise, or beam search with a word LM (``lm``: an
+    ``LMDecoder``; its beam is ``LM_BEAM`` unless ``beam`` > 1). ``model``: a ``CTCModel``."""
+    single = getattr(wavs, "ndim", None) == 1  # one tensor or array, not a list of them
+    wavs = [wavs] if single else list(wavs)
     texts = []
     for lp in stitched_log_probs(model, wavs, chunk_seconds, overlap_seconds):
         if lm is not None:
@@ -79,4 +81,4 @@ def transcribe(model, wavs, beam: int = 1, chunk_seconds: float = 30.0, overlap_
         else:
             text = model.vocab.decode(greedy_decode(lp) if beam <= 1 else prefix_beam_search(lp, beam=beam))
         texts.append(" ".join(text.split()))
-    return texts
+    return texts[0] if single else texts

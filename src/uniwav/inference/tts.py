@@ -16,9 +16,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from uniwav.config import SamplerConfig
 from uniwav.data.text import normalize_text
 from uniwav.inference.vocoders import Synthesizer
-from uniwav.models.tts import NO_TEXT, SILENCE, TTSModel
+from uniwav.models.tts import TTSModel, frame_tokens_from_starts
 
 MIN_PROMPT_SECONDS = 1.0
 MAX_PROMPT_SECONDS = 10.0
@@ -80,17 +81,31 @@ def check_prompt(wav: np.ndarray, sample_rate: int, source: str = "prompt") -> n
 
 
 @torch.no_grad()
-def synthesize(model: TTSModel, prompt_wav: np.ndarray, text: str, synth: Synthesizer, prompt_text: Optional[str] = None, asr=None,
-               nfe: int = 16, guidance: float = 1.0, speed: float = 1.0, seed: int = 0, source: str = "prompt") -> np.ndarray:
-    """prompt waveform [S] (model's sample rate) + text -> new speech [S'] (float32), without the prompt."""
+def synthesize(
+    model: TTSModel,
+    prompt_wav: np.ndarray,
+    text: str,
+    synth: Synthesizer,
+    prompt_text: Optional[str] = None,
+    asr=None,
+    sampler: Optional[SamplerConfig] = None,
+    speed: float = 1.0,
+    seed: int = 0,
+    source: str = "prompt",
+    **sampling,
+) -> np.ndarray:
+    """prompt waveform [S] (model's sample rate) + text -> new speech [S'] (float32), without the prompt.
+    ``sampler`` (default: the model's ``cfg.sampler``) with fields replaced by ``sampling`` (nfe=, guidance=, sway=, method=)."""
+    from uniwav.inference.transcribe import transcribe
+
     sr = model.cfg.features.sample_rate
     if speed <= 0:
         raise ValueError(f"speed must be positive, got {speed}")
     prompt_wav = check_prompt(np.asarray(prompt_wav, dtype=np.float32), sr, source)
-    feats, frames = model.features(torch.as_tensor(prompt_wav)[None].to(model.layer_weights.device))
+    feats, frames = model.features.prepare(prompt_wav)
     prompt = feats[0, : int(frames[0])]
     if prompt_text is None and asr is not None:
-        prompt_text = asr.transcribe(prompt_wav)
+        prompt_text = transcribe(asr, prompt_wav)
     prompt_tokens, rate = None, 1.0
     if prompt_text and normalize_text(prompt_text):
         ptoks = model.encode_text(prompt_text)
@@ -103,22 +118,25 @@ def synthesize(model: TTSModel, prompt_wav: np.ndarray, text: str, synth: Synthe
         tokens = model.encode_text(sentence)
         dur = torch.round(model.predict_durations(tokens) * rate / speed).long()
         dur[1:] = dur[1:].clamp_min(1)
-        gen = model.generate(prompt, tokens, dur, prompt_tokens, nfe=nfe, guidance=guidance, seed=seed + i)
+        gen = model.generate(prompt, tokens, dur, prompt_tokens, sampler, seed=seed + i, **sampling)
         pieces.append(synth(model.features.denormalize(gen)).cpu().numpy())
     return crossfade(pieces, sr)
 
 
+def speak(model: TTSModel, prompt_wav, text: str, vocoder: Optional[str] = None, prompt_text: Optional[str] = None, **kwargs) -> np.ndarray:
+    """Speech [S] (float32, model's sample rate) saying ``text`` in the voice of ``prompt_wav``;
+    ``vocoder``: a vocoder run/export or public Vocos folder (default Griffin-Lim). Keyword arguments
+    as ``synthesize`` (asr, speed, seed, nfe, guidance, sway, method)."""
+    return synthesize(model, prompt_wav, text, Synthesizer(model.cfg.features, vocoder), prompt_text=prompt_text, **kwargs)
+
+
 def prompt_frame_tokens(model: TTSModel, asr, wav: np.ndarray, text: str, num_frames: int) -> Optional[torch.Tensor]:
     """Frame tokens of the prompt from a CTC forced alignment of its transcript (None if it fails)."""
-    from uniwav.inference.align import AlignmentError
-    from uniwav.models.tts import expand_tokens
+    from uniwav.inference.align import AlignmentError, align
 
     try:
-        spans = asr.align(wav, text)
+        spans = align(asr, wav, text)
     except (AlignmentError, ValueError):
         return None
     fr = model.cfg.features.frame_rate
-    starts = [int(round(s * fr)) for _, s, _ in spans] + [num_frames]
-    tokens = [SILENCE] + [model.index.get(ch, NO_TEXT) for ch in text]
-    durations = [starts[0]] + [max(0, starts[i + 1] - starts[i]) for i in range(len(spans))]
-    return expand_tokens(torch.tensor(tokens), torch.tensor(durations), num_frames)
+    return frame_tokens_from_starts(text, [int(round(s * fr)) for _, s, _ in spans], num_frames, model.index)

@@ -53,30 +53,5 @@ class CTCModel(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def log_probs(self, wav, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveform(s) [S] or [B, S] (+ sample lengths) -> (log-probs [B, T, V], frame lengths [B])."""
-        device = self.head.weight.device
-        wav = torch.as_tensor(wav, dtype=torch.float32, device=device)
-        if wav.dim() == 1:
-            wav = wav[None]
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths, device=device)
-        feats, frames = self.features(wav, lengths)
+        feats, frames = self.features.prepare(wav, lengths)
         return self(feats, frames), frames
-
-    def transcribe(self, wavs, beam: int = 1, **kwargs) -> list[str] | str:
-        """One waveform (1-D, at features.sample_rate) -> text; a list of them -> list of texts.
-        Long inputs are chunked with overlap (see ``uniwav.inference.transcribe``)."""
-        from uniwav.inference.transcribe import transcribe
-
-        single = getattr(wavs, "ndim", None) == 1  # one tensor or array, not a list of them
-        texts = transcribe(self, [wavs] if single else list(wavs), beam=beam, **kwargs)
-        return texts[0] if single else texts
-
-    def align(self, wav, text: str, utt_id: str = "?") -> list[tuple[str, float, float]]:
-        """Forced alignment of ``text`` to ``wav``: [(character, start seconds, end seconds), ...]."""
-        from uniwav.inference.align import forced_align
-
-        log_probs, frames = self.log_probs(wav)
-        tokens = self.vocab.encode(text, utt_id)
-        spans = forced_align(log_probs[0, : int(frames[0])].cpu().numpy(), tokens, utt_id=utt_id)
-        rate = self.cfg.features.frame_rate
-        return [(self.vocab.symbols[tok], start / rate, end / rate) for tok, (start, end) in zip(tokens, spans)]

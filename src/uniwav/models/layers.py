@@ -19,6 +19,20 @@ def mix_layers(weights: torch.Tensor, hidden) -> torch.Tensor:
     return torch.einsum("l,lbtd->btd", w, torch.stack(list(hidden)))
 
 
+def masked_instance_norm(x: torch.Tensor, padding_mask: Optional[torch.Tensor], eps: float = 1e-5) -> torch.Tensor:
+    """Normalise each utterance's channels over its valid frames. x [B, T, D] -> [B, T, D] (float32, zero at padding)."""
+    x = x.float()
+    if padding_mask is None:
+        valid = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
+    else:
+        valid = (~padding_mask).to(x.dtype)
+    n = valid.sum(1).clamp_min(1.0)[:, None, None]
+    w = valid[..., None]
+    mean = (x * w).sum(1, keepdim=True) / n
+    var = ((x - mean) ** 2 * w).sum(1, keepdim=True) / n
+    return (x - mean) / torch.sqrt(var + eps) * w
+
+
 def lengths_to_padding_mask(lengths: torch.Tensor, max_len: Optional[int] = None) -> torch.Tensor:
     """[B] lengths -> bool [B, T], True at padded frames."""
     max_len = int(lengths.max()) if max_len is None else max_len

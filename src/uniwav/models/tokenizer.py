@@ -13,16 +13,11 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from uniwav.config import ConfigError, TokenizerModelConfig
-from uniwav.features.mel import LogMel
-from uniwav.models.decoder import FlowDecoder
-from uniwav.models.encoder import Encoder
-from uniwav.models.flow import masked_mse, ot_path, sample_noise, solve_ode
-from uniwav.models.layers import lengths_to_padding_mask, mix_layers
-from uniwav.models.pretrained import PretrainedMixin
-from uniwav.models.quantizer import ResidualVQ
+from uniwav.config import ConfigError, SamplerConfig, TokenizerModelConfig
+from uniwav.models.backbone import Backbone, BackboneModel
+from uniwav.models.layers import lengths_to_padding_mask
+from uniwav.models.quantization import ResidualVQ
 
 
 @dataclass
@@ -34,7 +29,9 @@ class TokenizerOutput:
     num_quantizers: int
 
 
-class SpeechTokenizer(PretrainedMixin, nn.Module):
+class SpeechTokenizer(BackboneModel):
+    """backbone (front end, encoder, layer mix, flow decoder) + quantizer (residual VQ on LayerNorm(z))."""
+
     model_type = "tokenizer"
     config_class = TokenizerModelConfig
 
@@ -42,23 +39,9 @@ class SpeechTokenizer(PretrainedMixin, nn.Module):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
-        e, q = cfg.encoder, cfg.quantizer
-        self.features = LogMel(cfg.features)
-        self.encoder = Encoder(e, cfg.features.n_mels)
-        self.layer_weights = nn.Parameter(torch.zeros(e.layers))
-        self.quantizer = ResidualVQ(q.num_quantizers, q.codebook_size, e.dim, q.decay, q.kmeans_iters, q.dead_threshold)
-        self.decoder = FlowDecoder(cfg.decoder, cfg.features.n_mels, e.dim)
-
-    @classmethod
-    def from_uniwav(cls, model, quantizer) -> "SpeechTokenizer":
-        """Encoder, layer mix and decoder from a pre-trained ``UniWav``; a fresh quantiser."""
-        cfg = TokenizerModelConfig(features=model.cfg.features, encoder=model.cfg.encoder, decoder=model.cfg.decoder, quantizer=quantizer)
-        tok = cls(cfg)
-        tok.encoder.load_state_dict(model.encoder.state_dict())
-        tok.decoder.load_state_dict(model.decoder.state_dict())
-        with torch.no_grad():
-            tok.layer_weights.copy_(model.layer_weights)
-        return tok
+        q = cfg.quantizer
+        self.backbone = Backbone(cfg)
+        self.quantizer = ResidualVQ(q.num_quantizers, q.codebook_size, cfg.encoder.dim, q.decay, q.kmeans_iters, q.dead_threshold)
 
     # ------------------------------------------------------------------ bitrate
 
@@ -85,29 +68,25 @@ class SpeechTokenizer(PretrainedMixin, nn.Module):
         for name, t in sorted(self.quantizer.state_dict().items()):
             if name.endswith("codewords"):
                 h.update(t.detach().cpu().float().numpy().tobytes())
-        h.update(self.decoder.out_proj.weight.detach().cpu().float().numpy().tobytes())
+        h.update(self.backbone.decoder.out_proj.weight.detach().cpu().float().numpy().tobytes())
         return h.hexdigest()[:16]
 
     # ------------------------------------------------------------------ pieces
 
     def represent(self, feats: torch.Tensor, padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """The quantiser's input: LayerNorm(z) [B, T, D], z = softmax(w)-weighted sum of the encoder's layers."""
-        z = mix_layers(self.layer_weights, self.encoder(feats, padding_mask).hidden)
+        z = self.backbone.represent(feats, padding_mask)
         return F.layer_norm(z, z.shape[-1:])
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, num_quantizers: Optional[int] = None) -> TokenizerOutput:
         """Training: feats [B, T, F] normalised log-mel, lengths [B]. The decoder regenerates every
         valid frame from the quantised z alone."""
-        B, T, _ = feats.shape
-        padding_mask = lengths_to_padding_mask(lengths, T)
+        padding_mask = lengths_to_padding_mask(lengths, feats.shape[1])
         valid = ~padding_mask
         z = self.represent(feats, padding_mask)
         q = self.quantizer(z[valid], num_quantizers)
         zq = torch.zeros_like(z).masked_scatter(valid[..., None], q.quantized.to(z.dtype))
-        x0 = torch.randn_like(feats)
-        t = torch.rand(B, device=feats.device)
-        x_t, u = ot_path(x0, feats, t, self.cfg.decoder.sigma_min)
-        flow = masked_mse(self.decoder(x_t, t, zq, padding_mask), u, valid)
+        flow = self.backbone.flow_loss(feats, zq, valid, padding_mask)
         return TokenizerOutput(flow, q.commitment, q.perplexity, q.restarted, q.codes.shape[-1])
 
     # ------------------------------------------------------------------ inference API
@@ -116,26 +95,22 @@ class SpeechTokenizer(PretrainedMixin, nn.Module):
     def encode(self, wav, lengths=None, num_quantizers: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveform(s) [S] or [B, S] at features.sample_rate -> (codes [B, T, n] long, frame lengths [B]).
         Codes past an utterance's length are -1."""
-        device = self.layer_weights.device
-        wav = torch.as_tensor(wav, dtype=torch.float32, device=device)
-        wav = wav[None] if wav.dim() == 1 else wav
-        lengths = None if lengths is None else torch.as_tensor(lengths, device=device)
-        feats, frames = self.features(wav, lengths)
+        feats, frames = self.features.prepare(wav, lengths)
         padding_mask = lengths_to_padding_mask(frames, feats.shape[1])
         codes = self.quantizer.encode(self.represent(feats, padding_mask), num_quantizers)
         return codes.masked_fill(padding_mask[..., None], -1), frames
 
     @torch.no_grad()
-    def decode(self, codes: torch.Tensor, lengths: Optional[torch.Tensor] = None, nfe: int = 16, method: str = "midpoint",
-               seed: Optional[int] = 0) -> torch.Tensor:
-        """codes [B, T, n] (or [T, n]) -> normalised log-mel [B, T, F] (zero past each length)."""
+    def decode(self, codes: torch.Tensor, lengths: Optional[torch.Tensor] = None, sampler: Optional[SamplerConfig] = None,
+               seed: Optional[int] = 0, **sampling) -> torch.Tensor:
+        """codes [B, T, n] (or [T, n]) -> normalised log-mel [B, T, F] (zero past each length).
+        ``sampler`` (default: ``cfg.sampler``) with fields replaced by ``sampling`` (nfe=, method=, sway=)."""
         codes = codes[None] if codes.dim() == 2 else codes
         B, T, _ = codes.shape
-        device = self.layer_weights.device
+        device = self.device
         codes = codes.to(device)
         lengths = torch.full((B,), T, device=device) if lengths is None else torch.as_tensor(lengths, device=device)
         padding_mask = lengths_to_padding_mask(lengths, T)
         zq = self.quantizer.decode(codes.clamp_min(0)).masked_fill(padding_mask[..., None], 0.0)
-        x0 = sample_noise((B, T, self.cfg.features.n_mels), device, seed)
-        x1 = solve_ode(lambda x, t: self.decoder(x, t, zq, padding_mask), x0, nfe, method)
+        x1 = self.backbone.generate(zq, padding_mask, sampler, seed=seed, **sampling)
         return x1.masked_fill(padding_mask[..., None], 0.0)

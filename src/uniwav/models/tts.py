@@ -22,16 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uniwav.config import TTSModelConfig
+from uniwav.config import SamplerConfig, TTSModelConfig
+from uniwav.data.alignments import SILENCE as SILENCE_SYMBOL
+from uniwav.data.alignments import row_segments, segments
 from uniwav.data.text import VocabularyError, normalize_text
-from uniwav.features.mel import LogMel
-from uniwav.models.decoder import FlowDecoder
-from uniwav.models.encoder import Encoder
-from uniwav.models.flow import masked_mse, ot_path, sample_noise, solve_ode
-from uniwav.models.layers import lengths_to_padding_mask, mix_layers
-from uniwav.models.pretrained import PretrainedMixin
+from uniwav.models.backbone import Backbone, BackboneModel
+from uniwav.models.layers import lengths_to_padding_mask
 
-NO_TEXT, SILENCE = 0, 1
+NO_TEXT, SILENCE = 0, 1  # token ids; characters are 2..
 
 
 def expand_tokens(tokens: torch.Tensor, durations: torch.Tensor, length: Optional[int] = None) -> torch.Tensor:
@@ -43,19 +41,39 @@ def expand_tokens(tokens: torch.Tensor, durations: torch.Tensor, length: Optiona
     return frames
 
 
+def segment_tokens(parts: list[tuple[str, int]], index: dict, unknown: Optional[int] = None) -> tuple[list[int], list[int]]:
+    """``data.alignments.segments`` -> (token ids, frames per token). A character outside ``index``
+    becomes ``unknown``, or is an error when ``unknown`` is None."""
+    tokens, durations = [], []
+    for symbol, n in parts:
+        if symbol == SILENCE_SYMBOL:
+            tokens.append(SILENCE)
+        elif symbol in index:
+            tokens.append(index[symbol])
+        elif unknown is not None:
+            tokens.append(unknown)
+        else:
+            raise VocabularyError(f"character {symbol!r} is not in the TTS vocabulary")
+        durations.append(n)
+    return tokens, durations
+
+
 def alignment_tokens(row: dict, index: dict) -> tuple[list[int], list[int]]:
-    """An alignment row (``uniwav align``) -> (token ids [silence] + characters, frames per token).
-    A character lasts from its span's start to the next span's start; leading frames are silence."""
-    spans, n = row["spans"], row["num_frames"]
-    if len(spans) != len(row["text"]):
-        raise VocabularyError(f"utterance {row['id']}: {len(spans)} spans for {len(row['text'])} characters")
+    """An alignment row (``uniwav align``) -> (token ids [silence] + characters, frames per token)."""
     unknown = sorted({ch for ch in row["text"] if ch not in index})
     if unknown:
         raise VocabularyError(f"utterance {row['id']}: characters {unknown} are not in the TTS vocabulary")
-    starts = [s for s, _ in spans] + [n]
-    tokens = [SILENCE] + [index[ch] for ch in row["text"]]
-    durations = [starts[0]] + [max(0, starts[i + 1] - starts[i]) for i in range(len(spans))]
-    return tokens, durations
+    try:
+        return segment_tokens(row_segments(row), index)
+    except ValueError as e:
+        raise VocabularyError(str(e)) from None
+
+
+def frame_tokens_from_starts(text: str, starts: list[int], num_frames: int, index: dict) -> torch.Tensor:
+    """Frame tokens [num_frames] of a transcript whose characters start at ``starts`` (frames);
+    characters outside the vocabulary carry no text."""
+    tokens, durations = segment_tokens(segments(text, starts, num_frames), index, unknown=NO_TEXT)
+    return expand_tokens(torch.tensor(tokens), torch.tensor(durations), num_frames)
 
 
 class DurationPredictor(nn.Module):
@@ -86,7 +104,10 @@ class TTSOutput:
     mask: torch.Tensor  # [B, T] frames generated
 
 
-class TTSModel(PretrainedMixin, nn.Module):
+class TTSModel(BackboneModel):
+    """backbone (front end, encoder, layer mix, flow decoder) + text_embed / text_proj (frame-aligned
+    character conditioning, added to z) + duration (frames per character)."""
+
     model_type = "tts"
     config_class = TTSModelConfig
 
@@ -94,28 +115,13 @@ class TTSModel(PretrainedMixin, nn.Module):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
-        e = cfg.encoder
-        self.features = LogMel(cfg.features)
-        self.encoder = Encoder(e, cfg.features.n_mels)
-        self.layer_weights = nn.Parameter(torch.zeros(e.layers))
-        self.decoder = FlowDecoder(cfg.decoder, cfg.features.n_mels, e.dim)
+        self.backbone = Backbone(cfg)
         self.index = {ch: i + 2 for i, ch in enumerate(cfg.vocab)}
         self.text_embed = nn.Embedding(len(cfg.vocab) + 2, cfg.text_dim)
-        self.text_proj = nn.Linear(cfg.text_dim, e.dim)
+        self.text_proj = nn.Linear(cfg.text_dim, cfg.encoder.dim)
         nn.init.zeros_(self.text_proj.weight)
         nn.init.zeros_(self.text_proj.bias)
         self.duration = DurationPredictor(len(cfg.vocab) + 2, cfg.duration_dim, cfg.duration_layers)
-
-    @classmethod
-    def from_uniwav(cls, model, cfg: TTSModelConfig) -> "TTSModel":
-        """Encoder, layer mix and decoder from a pre-trained UniWav; new text parts."""
-        cfg.features, cfg.encoder, cfg.decoder = model.cfg.features, model.cfg.encoder, model.cfg.decoder
-        tts = cls(cfg)
-        tts.encoder.load_state_dict(model.encoder.state_dict())
-        tts.decoder.load_state_dict(model.decoder.state_dict())
-        with torch.no_grad():
-            tts.layer_weights.copy_(model.layer_weights)
-        return tts
 
     # ------------------------------------------------------------------ text
 
@@ -134,8 +140,12 @@ class TTSModel(PretrainedMixin, nn.Module):
     def condition(self, feats: torch.Tensor, mask: torch.Tensor, frame_tokens: torch.Tensor,
                   padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """cond [B, T, D] = z(features with ``mask`` frames masked) + text projection."""
-        z = mix_layers(self.layer_weights, self.encoder(feats, padding_mask, mask).hidden)
-        return z + self.text_proj(self.text_embed(frame_tokens))
+        return self.backbone.represent(feats, padding_mask, mask) + self.text_proj(self.text_embed(frame_tokens))
+
+    def unconditional(self, feats: torch.Tensor, padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """The condition with text and audio context dropped (what classifier-free guidance contrasts with)."""
+        everything = torch.ones(feats.shape[:2], dtype=torch.bool, device=feats.device)
+        return self.condition(feats, everything, torch.full(feats.shape[:2], NO_TEXT, device=feats.device), padding_mask)
 
     def forward(self, feats, lengths, frame_tokens, tokens, durations, token_lengths, mask, drop_condition) -> TTSOutput:
         """Training. feats [B, T, F]; frame_tokens [B, T]; tokens / durations [B, N] (+ token_lengths [B]);
@@ -148,10 +158,7 @@ class TTSModel(PretrainedMixin, nn.Module):
         enc_mask = torch.where(dropped, valid, mask)  # dropped: the encoder sees no audio at all
         frame_tokens = frame_tokens.masked_fill(dropped | padding_mask, NO_TEXT)
         cond = self.condition(feats, enc_mask, frame_tokens, padding_mask)
-        x0 = torch.randn_like(feats)
-        t = torch.rand(B, device=feats.device)
-        x_t, u = ot_path(x0, feats, t, self.cfg.decoder.sigma_min)
-        flow = masked_mse(self.decoder(x_t, t, cond, padding_mask), u, mask)
+        flow = self.backbone.flow_loss(feats, cond, mask, padding_mask)
         tok_pad = lengths_to_padding_mask(token_lengths, tokens.shape[1])
         pred = self.duration(tokens, tok_pad)
         dur = F.l1_loss(pred[~tok_pad], torch.log1p(durations[~tok_pad].float()))
@@ -162,16 +169,17 @@ class TTSModel(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def predict_durations(self, tokens: list[int]) -> torch.Tensor:
         """Frames per token [N] (float, before rounding)."""
-        t = torch.tensor([tokens], device=self.layer_weights.device)
+        t = torch.tensor([tokens], device=self.device)
         return torch.expm1(self.duration(t)[0]).clamp_min(0.0)
 
     @torch.no_grad()
     def generate(self, prompt_feats: torch.Tensor, tokens: list[int], durations: torch.Tensor,
-                 prompt_tokens: Optional[torch.Tensor] = None, nfe: int = 16, guidance: float = 1.0, method: str = "midpoint",
-                 seed: Optional[int] = 0) -> torch.Tensor:
+                 prompt_tokens: Optional[torch.Tensor] = None, sampler: Optional[SamplerConfig] = None, seed: Optional[int] = 0,
+                 **sampling) -> torch.Tensor:
         """prompt_feats [Tp, F] normalised; tokens [N] with integer durations [N] -> generated features [Tg, F].
-        prompt_tokens [Tp]: the prompt's frame tokens (NO_TEXT when its transcript is unknown)."""
-        device = self.layer_weights.device
+        prompt_tokens [Tp]: the prompt's frame tokens (NO_TEXT when its transcript is unknown).
+        ``sampler`` (default ``cfg.sampler``) with fields replaced by ``sampling`` (nfe=, guidance=, ...)."""
+        device = self.device
         Tp = prompt_feats.shape[0]
         gen = expand_tokens(torch.tensor(tokens, device=device), durations.to(device).long())
         Tg = gen.shape[0]
@@ -182,30 +190,6 @@ class TTSModel(PretrainedMixin, nn.Module):
         mask = torch.zeros(1, T, dtype=torch.bool, device=device)
         mask[0, Tp:] = True
         ptok = torch.full((Tp,), NO_TEXT, device=device) if prompt_tokens is None else prompt_tokens.to(device)[:Tp]
-        frame_tokens = torch.cat([ptok, gen])[None]
-        cond = self.condition(feats, mask, frame_tokens, None)
-        if guidance != 0:
-            uncond = self.condition(feats, torch.ones_like(mask), torch.zeros_like(frame_tokens), None)
-
-        def velocity(x, t):
-            v = self.decoder(x, t, cond, None)
-            if guidance != 0:
-                v = guided_velocity(v, self.decoder(x, t, uncond, None), guidance)
-            return v
-
-        x0 = sample_noise((1, T, prompt_feats.shape[1]), device, seed)
-        x1 = solve_ode(velocity, x0, nfe, method)
+        cond = self.condition(feats, mask, torch.cat([ptok, gen])[None], None)
+        x1 = self.backbone.generate(cond, None, sampler, uncond=self.unconditional(feats, None), seed=seed, **sampling)
         return x1[0, Tp:]
-
-    def tts(self, prompt_wav, text: str, vocoder: Optional[str] = None, prompt_text: Optional[str] = None, **kwargs):
-        """Speech [S] (numpy float32) saying ``text`` in the voice of ``prompt_wav`` (at features.sample_rate).
-        Keyword arguments as ``uniwav.inference.tts.synthesize``: nfe, guidance, speed, seed, asr."""
-        from uniwav.inference.tts import synthesize
-        from uniwav.inference.vocoders import Synthesizer
-
-        return synthesize(self, prompt_wav, text, Synthesizer(self.cfg.features, vocoder), prompt_text=prompt_text, **kwargs)
-
-
-def guided_velocity(v_cond: torch.Tensor, v_uncond: torch.Tensor, weight: float) -> torch.Tensor:
-    """Classifier-free guidance: v = v_cond + w (v_cond - v_uncond) (w = 0: no guidance)."""
-    return v_cond + weight * (v_cond - v_uncond)

@@ -5,22 +5,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uniwav.config import ModelConfig
-from uniwav.features.mel import LogMel
-from uniwav.models.codebook import OnlineCodebooks, masked_instance_norm, perplexity
-from uniwav.models.decoder import FlowDecoder
+from uniwav.config import ModelConfig, SamplerConfig
+from uniwav.models.backbone import Backbone, BackboneModel
 from uniwav.models.ema import annealed_decay, ema_update
-from uniwav.models.encoder import Encoder, span_mask
-from uniwav.models.flow import masked_mse, ot_path, sample_noise, solve_ode
-from uniwav.models.layers import lengths_to_padding_mask, mix_layers
-from uniwav.models.pretrained import PretrainedMixin
-
+from uniwav.models.encoder import span_mask
+from uniwav.models.layers import lengths_to_padding_mask, masked_instance_norm
+from uniwav.models.quantization import OnlineCodebooks, perplexity
 
 
 @dataclass
@@ -34,35 +31,35 @@ class PretrainOutput:
     mask: torch.Tensor  # [B, T] masked frames
 
 
-class UniWav(PretrainedMixin, nn.Module):
+class UniWav(BackboneModel):
+    """backbone (front end, student encoder, layer mix, flow decoder) + teacher (EMA of the student's
+    Transformer) + codebooks (online clustering of the teacher's top layers) + heads (student's
+    predictions of the teacher's codewords)."""
+
     model_type = "uniwav"
     config_class = ModelConfig
+    # parameter order before the backbone had its own module (own parameters first, then submodules
+    # in registration order): maps the optimizer state of runs written then onto today's order
+    legacy_module_order = ("layer_weights", "features", "encoder", "teacher", "codebooks", "heads", "decoder")
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         cfg.validate()
         self.cfg = cfg
         e, c = cfg.encoder, cfg.clustering
-        self.features = LogMel(cfg.features)
-        self.encoder = Encoder(e, cfg.features.n_mels)
-        self.teacher = copy.deepcopy(self.encoder.context).requires_grad_(False)
+        self.backbone = Backbone(cfg)
+        self.teacher = copy.deepcopy(self.backbone.encoder.context).requires_grad_(False)
         self.codebooks = OnlineCodebooks(c.top_layers, c.codebook_size, e.dim, c.codebook_decay, c.init_from_data)
         self.heads = nn.Linear(e.dim, c.top_layers * c.codebook_size)  # the K student heads, in one matmul
-        self.layer_weights = nn.Parameter(torch.zeros(e.layers))
-        self.decoder = FlowDecoder(cfg.decoder, cfg.features.n_mels, e.dim)
 
     # ------------------------------------------------------------------ pieces
-
-    def mix(self, hidden: Sequence[torch.Tensor]) -> torch.Tensor:
-        """z = sum_l softmax(w)_l * h_l: [B, T, D]."""
-        return mix_layers(self.layer_weights, hidden)
 
     @torch.no_grad()
     def teacher_targets(self, feats: torch.Tensor, padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """Instance-normalised feed-forward outputs of the teacher's top K layers on the unmasked
         input: [K, B, T, D] float32."""
         self.teacher.eval()
-        x = self.encoder.embed(feats)
+        x = self.backbone.encoder.embed(feats)
         _, ffn, _ = self.teacher(x, padding_mask)
         top = ffn[-self.cfg.clustering.top_layers:]
         return torch.stack([masked_instance_norm(f, padding_mask) for f in top])
@@ -91,20 +88,14 @@ class UniWav(PretrainedMixin, nn.Module):
         if self.training:
             self.codebooks.accumulate(tgt, idx)
 
-        out = self.encoder(feats, padding_mask, mask)
+        out = self.backbone.encoder(feats, padding_mask, mask)
         K, V = self.codebooks.num_codebooks, self.codebooks.codebook_size
         logits = self.heads(out.final[mask]).view(-1, K, V).transpose(0, 1).float()  # [K, N, V]
         enc_loss = F.cross_entropy(logits.reshape(-1, V), idx.reshape(-1))
         accuracy = (logits.argmax(-1) == idx).float().mean()
 
         if self.cfg.decoder_loss_weight > 0:
-            z = self.mix(out.hidden)
-            x1 = feats
-            x0 = torch.randn_like(x1)
-            t = torch.rand(B, device=feats.device)
-            x_t, u = ot_path(x0, x1, t, self.cfg.decoder.sigma_min)
-            v = self.decoder(x_t, t, z, padding_mask)
-            dec_loss = masked_mse(v, u, mask)
+            dec_loss = self.backbone.flow_loss(feats, self.backbone.mix(out.hidden), mask, padding_mask)
         else:
             dec_loss = torch.zeros((), device=feats.device)
         loss = enc_loss + self.cfg.decoder_loss_weight * dec_loss
@@ -118,22 +109,11 @@ class UniWav(PretrainedMixin, nn.Module):
     def after_optimizer_step(self, step: int) -> float:
         """EMA teacher update (decay for ``step`` updates done) and codebook update. Returns the decay."""
         decay = self.teacher_decay(step)
-        ema_update(self.teacher, self.encoder.context, decay)
+        ema_update(self.teacher, self.backbone.encoder.context, decay)
         self.codebooks.update()
         return decay
 
     # ------------------------------------------------------------------ inference API
-
-    def _prepare(self, wav, lengths=None):
-        device = self.layer_weights.device
-        if not torch.is_tensor(wav):
-            wav = torch.as_tensor(wav)
-        wav = wav.float().to(device)
-        if wav.dim() == 1:
-            wav = wav[None]
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths, device=device)
-        return self.features(wav, lengths)
 
     @torch.no_grad()
     def extract(self, wav, lengths=None, layers: Optional[Sequence[int]] = None) -> dict:
@@ -141,34 +121,36 @@ class UniWav(PretrainedMixin, nn.Module):
 
         wav [S] or [B, S] (+ sample lengths [B]). Returns {"layer_<i>": [B, T, D] for i in layers
         (1-based; default: all), "z": the learned mix [B, T, D], "lengths": [B] frames}."""
-        feats, frames = self._prepare(wav, lengths)
+        feats, frames = self.features.prepare(wav, lengths)
         padding_mask = lengths_to_padding_mask(frames, feats.shape[1])
-        out = self.encoder(feats, padding_mask)
+        out = self.backbone.encoder(feats, padding_mask)
         layers = range(1, len(out.hidden) + 1) if layers is None else layers
         result = {}
         for i in layers:
             if not 1 <= i <= len(out.hidden):
                 raise ValueError(f"layer {i} out of range 1..{len(out.hidden)}")
             result[f"layer_{i}"] = out.hidden[i - 1]
-        result["z"] = self.mix(out.hidden)
+        result["z"] = self.backbone.mix(out.hidden)
         result["lengths"] = frames
         return result
 
     @torch.no_grad()
-    def infill(self, feats: torch.Tensor, mask: torch.Tensor, lengths: Optional[torch.Tensor] = None, nfe: int = 16,
-               method: str = "midpoint", seed: Optional[int] = 0) -> torch.Tensor:
+    def infill(self, feats: torch.Tensor, mask: torch.Tensor, lengths: Optional[torch.Tensor] = None,
+               sampler: Optional[SamplerConfig] = None, seed: Optional[int] = 0, **sampling) -> torch.Tensor:
         """Regenerate the masked frames of normalised features feats [B, T, F] (mask [B, T], True =
-        generate) from the encoder's view of the unmasked ones. Unmasked frames are returned as given."""
-        B, T, F_ = feats.shape
+        generate) from the encoder's view of the unmasked ones. Unmasked frames are returned as given.
+        ``sampler`` (default: the model's ``cfg.sampler``), with any field replaced by ``sampling``
+        (nfe=, method=, sway=)."""
+        B, T, _ = feats.shape
         lengths = torch.full((B,), T, device=feats.device) if lengths is None else lengths
         padding_mask = lengths_to_padding_mask(lengths, T)
         mask = mask & ~padding_mask
-        z = self.mix(self.encoder(feats, padding_mask, mask).hidden)
-        x0 = sample_noise(feats.shape, feats.device, seed)
-        x1 = solve_ode(lambda x, t: self.decoder(x, t, z, padding_mask), x0, nfe, method)
+        z = self.backbone.represent(feats, padding_mask, mask)
+        x1 = self.backbone.generate(z, padding_mask, sampler, seed=seed, **sampling)
         return torch.where(mask[..., None], x1, feats)
 
     def num_parameters(self) -> dict:
         count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-        return {"encoder": count(self.encoder) + count(self.heads) + self.layer_weights.numel(),
-                "decoder": count(self.decoder), "teacher (EMA, not trained)": count(self.teacher)}
+        b = self.backbone
+        return {"encoder": count(b.encoder) + count(self.heads) + b.layer_weights.numel(),
+                "decoder": count(b.decoder), "teacher (EMA, not trained)": count(self.teacher)}

@@ -16,6 +16,7 @@ from torch import nn
 
 from uniwav.config import VocoderModelConfig
 from uniwav.features.mel import LogMel
+from uniwav.models.layers import lengths_to_padding_mask
 from uniwav.models.pretrained import PretrainedMixin
 
 
@@ -37,7 +38,9 @@ class ConvNeXtBlock(nn.Module):
 
 
 class VocosBackbone(nn.Module):
-    """log-mel [B, n_mels, T] -> hidden [B, T, dim]."""
+    """log-mel [B, n_mels, T] (+ padding mask [B, T]) -> hidden [B, T, dim]. With a padding mask,
+    padded frames are zeroed before every convolution, as the convolution's own zero padding does
+    at the end of an utterance alone: valid frames do not depend on the padding."""
 
     def __init__(self, n_mels: int, dim: int, intermediate_dim: int, layers: int):
         super().__init__()
@@ -53,9 +56,13 @@ class VocosBackbone(nn.Module):
             nn.init.trunc_normal_(m.weight, std=0.02)
             nn.init.zeros_(m.bias)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if padding_mask is not None:
+            mel = mel.masked_fill(padding_mask[:, None], 0.0)
         x = self.norm(self.embed(mel).transpose(1, 2)).transpose(1, 2)
         for block in self.convnext:
+            if padding_mask is not None:
+                x = x.masked_fill(padding_mask[:, None], 0.0)
             x = block(x)
         return self.final_layer_norm(x.transpose(1, 2))
 
@@ -119,13 +126,12 @@ class Vocoder(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def vocode(self, mel: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> list[torch.Tensor]:
-        """Raw log-mel [B, T, n_mels] (+ frame lengths) -> list of B waveforms, each trimmed to the
-        number of samples that gives its frame count."""
-        wav = self(mel)
+        """Raw log-mel [B, T, n_mels] (+ frame lengths [B]) -> list of B waveforms, each the same as
+        vocoding that utterance alone (the backbone runs batched, the inverse STFT per utterance)."""
         if lengths is None:
-            return list(wav)
-        hop = self.cfg.features.hop_length
-        return [w[: int(n) * hop] for w, n in zip(wav, lengths.tolist())]
+            return list(self(mel))
+        hidden = self.backbone(mel.transpose(1, 2), lengths_to_padding_mask(lengths.to(mel.device), mel.shape[1]))
+        return [self.head(hidden[i: i + 1, : int(n)])[0] for i, n in enumerate(lengths.tolist())]
 
     @torch.no_grad()
     def analysis_synthesis(self, wav: torch.Tensor) -> torch.Tensor:

@@ -50,14 +50,14 @@ class SampleLogger(PeriodicSamples):
         self.batch, self.nfe = batch, nfe
 
     def log_samples(self, tb, model, step: int) -> None:
-        device = model.layer_weights.device
+        device = model.device
         audio = self.batch["audio"].to(device)
         lens = self.batch["audio_lens"].to(device)
         feats, frames = model.features(audio, lens)
         gen = torch.Generator().manual_seed(0)
         e = model.cfg.encoder
         mask = span_mask(frames.cpu(), feats.shape[1], e.mask_prob, e.mask_span, gen).to(feats.device)
-        m = infill_metrics(model, feats, frames, mask, self.nfe)
+        m = infill_metrics(model, feats, frames, mask, nfe=self.nfe)
         # codebook usage on the unmasked teacher targets of this fixed batch
         padding = lengths_to_padding_mask(frames, feats.shape[1])
         targets = model.teacher_targets(feats, padding)[:, ~padding]
@@ -66,7 +66,7 @@ class SampleLogger(PeriodicSamples):
         counts = torch.zeros(idx.shape[0], V).scatter_add_(1, idx.cpu(), torch.ones(idx.shape, dtype=torch.float32))
         tb.add_scalar("decoder/infill_l1", m["infill_l1"], step)
         tb.add_scalar("decoder/mean_frame_l1", m["mean_frame_l1"], step)
-        hidden = model.encoder(feats, padding).hidden
+        hidden = model.backbone.encoder(feats, padding).hidden
         for i, st in enumerate(layer_stats(hidden, frames), 1):
             tb.add_scalar(f"representation/effective_rank_layer{i}", st["effective_rank"], step)
             tb.add_scalar(f"representation/rms_layer{i}", st["rms"], step)
@@ -82,8 +82,10 @@ class SampleLogger(PeriodicSamples):
         sr = model.cfg.features.sample_rate
         tb.add_audio("samples/target_griffinlim", vocoder(target[0]).cpu()[None], step, sample_rate=sr)
         tb.add_audio("samples/infilled_griffinlim", vocoder(infilled[0]).cpu()[None], step, sample_rate=sr)
-        w = torch.softmax(model.layer_weights.float(), 0).cpu().numpy()
-        tb.add_figure("model/layer_mixer_weights", plots.bar_figure(w, f"layer weights (step {step})", "encoder layer", "softmax weight"), step)
+        w = torch.softmax(model.backbone.layer_weights.float(), 0).cpu().numpy()
+        tb.add_figure(
+            "model/layer_mixer_weights", plots.bar_figure(w, f"layer weights (step {step})", "encoder layer", "softmax weight"), step
+        )
         tb.add_figure("codebook/usage", plots.usage_figure(counts.numpy(), f"codeword usage (step {step})"), step)
         for name, p in model.named_parameters():
             if name.endswith("qkv.weight") and (".blocks.0." in name or f".blocks.{e.layers - 1}." in name):
@@ -97,4 +99,3 @@ def fixed_sample_batch(cuts, max_utterances: int = 2, max_seconds: float = 6.0) 
 
     chosen = [c.truncate(duration=min(c.duration, max_seconds)) for c in list(cuts.subset(first=max_utterances))]
     return AudioBatches()[(0, CutSet.from_cuts(chosen))]
-

@@ -7,43 +7,91 @@ the blank ratio and example hypotheses, and warns when the output is (nearly) al
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Optional
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 
-from uniwav.config import ConfigError, FinetuneASRConfig, from_dict, load_config, to_dict
-from uniwav.data.batches import eval_loader, label_subset, pretrain_loader
-from uniwav.data.manifests import available_splits, load_cuts, require_text
+from uniwav.config import FinetuneASRConfig
+from uniwav.data.batches import eval_loader, label_subset
+from uniwav.data.manifests import available_splits, check_sample_rate, load_cuts, require_text
 from uniwav.data.stats import ensure_stats
 from uniwav.data.text import CharVocabulary
 from uniwav.evaluation.asr import error_rates
 from uniwav.inference.ctc_decode import greedy_decode
 from uniwav.models.ctc import CTCModel
+from uniwav.training.launch import launch
 from uniwav.training.oom import explain_oom
 from uniwav.training.schedule import adamw_warmup_cosine
-from uniwav.training.trainer import build_trainer, fit, resolve_run_config
-from uniwav.utils import stable_seed
+from uniwav.training.task import TrainingTask
 
 
-class ASRTask(L.LightningModule):
+def training_cuts(data_dir, cfg: FinetuneASRConfig):
+    """The labelled training cuts (a deterministic ``label_minutes`` subset when set)."""
+    cuts = load_cuts(data_dir, "train")
+    if cfg.label_minutes is not None:
+        cuts = label_subset(cuts, cfg.label_minutes, cfg.seed)
+    require_text(cuts, "train")
+    return cuts
+
+
+class ASRTask(TrainingTask):
+    config_class = FinetuneASRConfig
+    model_class = CTCModel
+    default_preset = "asr_tiny"
+    seed_tag = "asr"
+
     def __init__(self, config: dict):
-        super().__init__()
-        self.save_hyperparameters({"config": config})
-        self.cfg: FinetuneASRConfig = from_dict(FinetuneASRConfig, config)
-        self.model = CTCModel(self.cfg.model)
+        super().__init__(config)
         self._val = []
+        self._train_cuts = None
+
+    @classmethod
+    def complete_config(
+        cls, cfg: FinetuneASRConfig, data_dir, pretrained, init, label_minutes: Optional[float] = None
+    ) -> FinetuneASRConfig:
+        cfg.init = str(init or "none")
+        if label_minutes is not None:
+            cfg.label_minutes = label_minutes
+        if pretrained is not None:  # the architecture and features come from the pre-trained model
+            cfg.model.features = pretrained.cfg.features
+            cfg.model.encoder = pretrained.cfg.encoder
+        else:
+            cfg.model.features = ensure_stats(data_dir, cfg.model.features)
+        check_sample_rate(data_dir, cfg.model.features.sample_rate)
+        cfg.model.vocab = CharVocabulary.from_texts(s.text for c in training_cuts(data_dir, cfg) for s in c.supervisions if s.text).symbols
+        return cfg
+
+    def init_from(self, pretrained) -> None:
+        self.model.encoder.load_state_dict(pretrained.backbone.encoder.state_dict())
+        if self.cfg.init_from == "teacher":
+            self.model.encoder.context.load_state_dict(pretrained.teacher.state_dict())
+
+    def train_cuts(self):
+        if self._train_cuts is None:
+            self._train_cuts = training_cuts(self.data_dir, self.cfg)
+        return self._train_cuts
+
+    def describe(self, resuming: bool) -> Optional[str]:
+        source = "random initialisation" if self.cfg.init == "none" else f"{self.cfg.init} ({self.cfg.init_from})"
+        return f"fine-tuning CTC ({len(self.cfg.model.vocab)} symbols) from {source} on {len(self.train_cuts())} labelled utterances"
+
+    @property
+    def find_unused_parameters(self) -> bool:
+        return True
+
+    @property
+    def val_every(self) -> Optional[int]:
+        return self.cfg.val_every
 
     def _targets(self, batch):
         ids = [self.model.vocab.encode(t, u) for t, u in zip(batch["texts"], batch["ids"])]
         return torch.tensor([i for seq in ids for i in seq], dtype=torch.long), torch.tensor([len(seq) for seq in ids])
 
     def training_step(self, batch, batch_idx):
-        torch.manual_seed(stable_seed(self.cfg.seed, "asr", batch["index"], self.global_rank))
+        self.seed_step(batch)
         frozen = self.global_step < self.cfg.freeze_encoder_steps
         with explain_oom(batch):
             with torch.no_grad():
@@ -51,12 +99,23 @@ class ASRTask(L.LightningModule):
             time_mask, channel_mask = self.model.draw_masks(frames, feats.shape[1])
             log_probs = self.model(feats, frames, time_mask, channel_mask, freeze_encoder=frozen)
         targets, target_lens = self._targets(batch)
-        loss = F.ctc_loss(log_probs.transpose(0, 1), targets.to(self.device), frames, target_lens.to(self.device),
-                          blank=0, reduction="sum", zero_infinity=True) / target_lens.sum().clamp_min(1)
-        log = partial(self.log, on_step=True, on_epoch=False, batch_size=feats.shape[0])
-        log("loss/ctc", loss.detach(), prog_bar=True)
-        log("encoder/frozen", float(frozen))
+        loss = F.ctc_loss(
+            log_probs.transpose(0, 1),
+            targets.to(self.device),
+            frames,
+            target_lens.to(self.device),
+            blank=0,
+            reduction="sum",
+            zero_infinity=True,
+        ) / target_lens.sum().clamp_min(1)
+        self.log_step(feats.shape[0], {"loss/ctc": loss, "encoder/frozen": float(frozen)}, prog_bar=("loss/ctc",))
         return loss
+
+    def val_dataloader(self):
+        split = "dev" if "dev" in available_splits(self.data_dir) else "test"
+        cuts = load_cuts(self.data_dir, split)
+        require_text(cuts, split)
+        return eval_loader(cuts, self.cfg.data.max_duration)
 
     def validation_step(self, batch, batch_idx):
         feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
@@ -93,69 +152,19 @@ class ASRTask(L.LightningModule):
         return adamw_warmup_cosine([{"params": rest, "lr": o.lr}, {"params": encoder, "lr": o.lr * self.cfg.encoder_lr_scale}], o)
 
 
-class ASRData(L.LightningDataModule):
-    def __init__(self, data_dir, cfg: FinetuneASRConfig, train_cuts):
-        super().__init__()
-        self.data_dir, self.cfg, self.train_cuts = data_dir, cfg, train_cuts
-
-    def train_dataloader(self):
-        t, d = self.trainer, self.cfg.data
-        return pretrain_loader(self.train_cuts, d.max_duration, d.crop_seconds, d.num_buckets, self.cfg.seed, rank=t.global_rank,
-                               world_size=t.world_size, start=t.global_step * t.accumulate_grad_batches, num_workers=d.num_workers)
-
-    def val_dataloader(self):
-        split = "dev" if "dev" in available_splits(self.data_dir) else "test"
-        cuts = load_cuts(self.data_dir, split)
-        require_text(cuts, split)
-        return eval_loader(cuts, self.cfg.data.max_duration)
-
-
-def training_cuts(data_dir, cfg: FinetuneASRConfig):
-    cuts = load_cuts(data_dir, "train")
-    if cfg.label_minutes is not None:
-        cuts = label_subset(cuts, cfg.label_minutes, cfg.seed)
-    require_text(cuts, "train")
-    return cuts
-
-
 def finetune_asr(data_dir, run_dir, init: str = "none", preset: Optional[str] = None, overrides: Optional[list[str]] = None,
                  label_minutes: Optional[float] = None, max_steps: Optional[int] = None, max_minutes: Optional[float] = None,
                  progress: bool = True) -> Path:
     """Fine-tune a CTC recogniser on ``data_dir`` from ``init`` (a pre-trained run/export, or "none")."""
-    from uniwav.models.uniwav import UniWav
-
-    run_dir = Path(run_dir)
-    saved = run_dir / "config.yaml"
-    pretrained = None if init == "none" else UniWav.from_pretrained(init)
-
-    def build() -> FinetuneASRConfig:
-        cfg = load_config(FinetuneASRConfig, preset or (str(saved) if saved.is_file() else "asr_tiny"), overrides)
-        cfg.init = str(init)
-        if label_minutes is not None:
-            cfg.label_minutes = label_minutes
-        if pretrained is not None:  # the architecture and features come from the pre-trained model
-            cfg.model.features = pretrained.cfg.features
-            cfg.model.encoder = pretrained.cfg.encoder
-        else:
-            cfg.model.features = ensure_stats(data_dir, cfg.model.features)
-        if cfg.model.features.sample_rate != next(iter(load_cuts(data_dir, "train", lazy=True))).sampling_rate:
-            raise ConfigError(f"{data_dir}: audio sample rate differs from the model's {cfg.model.features.sample_rate} Hz")
-        cfg.model.vocab = CharVocabulary.from_texts(s.text for c in training_cuts(data_dir, cfg) for s in c.supervisions if s.text).symbols
-        cfg.validate()
-        return cfg
-
-    cfg, resuming = resolve_run_config(run_dir, FinetuneASRConfig, build)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    task = ASRTask(to_dict(cfg))
-    if pretrained is not None and not resuming:
-        task.model.encoder.load_state_dict(pretrained.encoder.state_dict())
-        if cfg.init_from == "teacher":
-            task.model.encoder.context.load_state_dict(pretrained.teacher.state_dict())
-    cuts = training_cuts(data_dir, cfg)
-    source = "random initialisation" if init == "none" else f"{init} ({cfg.init_from})"
-    print(f"fine-tuning CTC ({len(cfg.model.vocab)} symbols) from {source} on {len(cuts)} labelled utterances", flush=True)
-    trainer = build_trainer(run_dir, cfg.trainer, grad_clip=cfg.optim.grad_clip, val_every=cfg.val_every,
-                            max_steps=max_steps if max_steps is not None else cfg.optim.total_steps,
-                            max_minutes=max_minutes, progress=progress, summary=not resuming, find_unused_parameters=True)
-    fit(trainer, task, ASRData(data_dir, cfg, cuts), run_dir, compile=cfg.trainer.compile)
-    return run_dir
+    return launch(
+        ASRTask,
+        data_dir,
+        run_dir,
+        preset,
+        overrides,
+        init=init,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        progress=progress,
+        label_minutes=label_minutes,
+    )

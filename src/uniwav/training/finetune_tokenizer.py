@@ -9,59 +9,67 @@ the same number. The encoder and layer mix are frozen by default.
 from __future__ import annotations
 
 import random
-from functools import partial
 from pathlib import Path
 from typing import Optional
 
-import lightning as L
 import torch
 
-from uniwav.config import ConfigError, FinetuneTokenizerConfig, from_dict, load_config, to_dict
-from uniwav.data.manifests import available_splits, load_cuts
+from uniwav.config import FinetuneTokenizerConfig
+from uniwav.data.manifests import check_sample_rate, load_cuts
 from uniwav.models.tokenizer import SpeechTokenizer
-from uniwav.training.callbacks import PeriodicSamples
+from uniwav.training.callbacks import PeriodicSamples, fixed_sample_batch
+from uniwav.training.launch import launch
 from uniwav.training.oom import explain_oom
-from uniwav.training.run import PretrainData, check_sample_rate
-from uniwav.training.schedule import adamw_warmup_cosine
-from uniwav.training.trainer import build_trainer, fit, resolve_run_config
+from uniwav.training.task import TrainingTask
 from uniwav.utils import stable_seed
 
 
-class TokenizerTask(L.LightningModule):
-    def __init__(self, config: dict, pretrained=None):
-        super().__init__()
-        self.save_hyperparameters({"config": config})
-        self.cfg: FinetuneTokenizerConfig = from_dict(FinetuneTokenizerConfig, config)
-        if pretrained is not None:
-            self.model = SpeechTokenizer.from_uniwav(pretrained, self.cfg.model.quantizer)
-        else:
-            self.model = SpeechTokenizer(self.cfg.model)
+class TokenizerTask(TrainingTask):
+    config_class = FinetuneTokenizerConfig
+    model_class = SpeechTokenizer
+    default_preset = "tokenizer_tiny"
+    seed_tag = "tokenizer"
+    requires_init = True
+
+    def __init__(self, config: dict):
+        super().__init__(config)
         if self.cfg.freeze_encoder:
-            self.model.encoder.requires_grad_(False)
-            self.model.layer_weights.requires_grad_(False)
+            self.model.backbone.encoder.requires_grad_(False)
+            self.model.backbone.layer_weights.requires_grad_(False)
+
+    @classmethod
+    def complete_config(cls, cfg: FinetuneTokenizerConfig, data_dir, pretrained, init, **options) -> FinetuneTokenizerConfig:
+        cfg.init = str(init)
+        p = pretrained.cfg
+        cfg.model.features, cfg.model.encoder, cfg.model.decoder = p.features, p.encoder, p.decoder
+        check_sample_rate(data_dir, p.features.sample_rate)
+        return cfg
+
+    def init_from(self, pretrained) -> None:
+        self.model.backbone.load_from(pretrained.backbone)
+
+    @property
+    def find_unused_parameters(self) -> bool:
+        return not self.cfg.freeze_encoder
+
+    def callbacks(self) -> list:
+        return [TokenizerSamples(fixed_sample_batch(load_cuts(self.data_dir, self.sample_split())), self.cfg.trainer.sample_every)]
 
     def training_step(self, batch, batch_idx):
         n = random.Random(stable_seed(self.cfg.seed, "quantizers", batch["index"])).randint(1, self.model.quantizer.num_quantizers)
-        torch.manual_seed(stable_seed(self.cfg.seed, "tokenizer", batch["index"], self.global_rank))
+        self.seed_step(batch)
         if self.cfg.freeze_encoder:
-            self.model.encoder.eval()  # no dropout in a frozen encoder
+            self.model.backbone.encoder.eval()  # no dropout in a frozen encoder
         with explain_oom(batch):
             with torch.no_grad():
                 feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
             out = self.model(feats, frames, n)
         loss = out.loss + self.cfg.commitment_weight * out.commitment
-        log = partial(self.log, on_step=True, on_epoch=False, batch_size=feats.shape[0])
-        log("loss/total", loss.detach(), prog_bar=True)
-        log("loss/flow", out.loss.detach(), prog_bar=True)
-        log("loss/commitment", out.commitment.detach())
-        log("quantizer/codebooks_used", float(n))
-        log("quantizer/restarted_codewords", float(out.restarted))
-        for k, p in enumerate(out.perplexity.tolist()):
-            log(f"quantizer/perplexity_{k}", p, prog_bar=k == 0)
+        values = {"loss/total": loss, "loss/flow": out.loss, "loss/commitment": out.commitment, "quantizer/codebooks_used": float(n),
+                  "quantizer/restarted_codewords": float(out.restarted)}
+        values.update({f"quantizer/perplexity_{k}": p for k, p in enumerate(out.perplexity.tolist())})
+        self.log_step(feats.shape[0], values, prog_bar=("loss/total", "loss/flow", "quantizer/perplexity_0"))
         return loss
-
-    def configure_optimizers(self):
-        return adamw_warmup_cosine([p for p in self.model.parameters() if p.requires_grad], self.cfg.optim)
 
 
 class TokenizerSamples(PeriodicSamples):
@@ -75,7 +83,7 @@ class TokenizerSamples(PeriodicSamples):
         from uniwav.features.griffin_lim import GriffinLim
         from uniwav.training import plots
 
-        device = model.layer_weights.device
+        device = model.device
         wav = self.batch["audio"][:1, : int(self.batch["audio_lens"][0])].to(device)
         feats, _ = model.features(wav)
         original = model.features.denormalize(feats[0])
@@ -95,31 +103,5 @@ class TokenizerSamples(PeriodicSamples):
 def finetune_tokenizer(data_dir, run_dir, init: str, preset: Optional[str] = None, overrides: Optional[list[str]] = None,
                        max_steps: Optional[int] = None, max_minutes: Optional[float] = None, progress: bool = True) -> Path:
     """Fine-tune a speech tokenizer from the pre-trained UniWav ``init`` on ``data_dir``'s train split."""
-    from uniwav.models.uniwav import UniWav
-    from uniwav.training.callbacks import fixed_sample_batch
-
-    if not init or init == "none":
-        raise ConfigError("finetune-tokenizer needs --init: a pre-trained UniWav run or export")
-    run_dir = Path(run_dir)
-    pretrained = UniWav.from_pretrained(init)
-
-    def build() -> FinetuneTokenizerConfig:
-        saved = run_dir / "config.yaml"
-        cfg = load_config(FinetuneTokenizerConfig, preset or (str(saved) if saved.is_file() else "tokenizer_tiny"), overrides)
-        cfg.init = str(init)
-        p = pretrained.cfg
-        cfg.model.features, cfg.model.encoder, cfg.model.decoder = p.features, p.encoder, p.decoder
-        check_sample_rate(data_dir, p.features.sample_rate)
-        cfg.validate()
-        return cfg
-
-    cfg, resuming = resolve_run_config(run_dir, FinetuneTokenizerConfig, build)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    task = TokenizerTask(to_dict(cfg), pretrained=None if resuming else pretrained)
-    split = "dev" if "dev" in available_splits(data_dir) else "train"
-    trainer = build_trainer(run_dir, cfg.trainer, grad_clip=cfg.optim.grad_clip,
-                            max_steps=max_steps if max_steps is not None else cfg.optim.total_steps, max_minutes=max_minutes,
-                            progress=progress, summary=not resuming, find_unused_parameters=not cfg.freeze_encoder,
-                            callbacks=[TokenizerSamples(fixed_sample_batch(load_cuts(data_dir, split)), cfg.trainer.sample_every)])
-    fit(trainer, task, PretrainData(data_dir, cfg), run_dir, compile=cfg.trainer.compile)
-    return run_dir
+    return launch(TokenizerTask, data_dir, run_dir, preset, overrides, init=init, max_steps=max_steps, max_minutes=max_minutes,
+                  progress=progress)

@@ -10,24 +10,20 @@ from __future__ import annotations
 
 import random
 import string
-from functools import partial
 from pathlib import Path
 from typing import Optional
 
-import lightning as L
 import torch
 
-from uniwav.config import ConfigError, FinetuneTTSConfig, from_dict, load_config, to_dict
-from uniwav.data.batches import pretrain_loader
-from uniwav.data.manifests import load_cuts
+from uniwav.config import ConfigError, FinetuneTTSConfig
+from uniwav.data.alignments import alignments_path, read_alignments
+from uniwav.data.manifests import check_sample_rate, load_cuts
 from uniwav.data.stats import ensure_stats
-from uniwav.evaluation.probing import read_alignments
 from uniwav.models.tts import NO_TEXT, TTSModel, alignment_tokens, expand_tokens
 from uniwav.training.callbacks import PeriodicSamples
+from uniwav.training.launch import launch
 from uniwav.training.oom import explain_oom
-from uniwav.training.run import check_sample_rate
-from uniwav.training.schedule import adamw_warmup_cosine
-from uniwav.training.trainer import build_trainer, fit, resolve_run_config
+from uniwav.training.task import TrainingTask
 from uniwav.utils import stable_seed
 
 
@@ -40,13 +36,51 @@ def generation_mask(n: int, T: int, lo: float, hi: float, rng: random.Random) ->
     return mask
 
 
-class TTSTask(L.LightningModule):
-    def __init__(self, config: dict, alignments: dict, pretrained=None):
-        super().__init__()
-        self.save_hyperparameters({"config": config})
-        self.cfg: FinetuneTTSConfig = from_dict(FinetuneTTSConfig, config)
-        self.model = TTSModel.from_uniwav(pretrained, self.cfg.model) if pretrained is not None else TTSModel(self.cfg.model)
-        self.alignments = alignments
+class TTSTask(TrainingTask):
+    config_class = FinetuneTTSConfig
+    model_class = TTSModel
+    default_preset = "tts_tiny"
+    seed_tag = "tts"
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        self._alignments = None
+
+    @classmethod
+    def complete_config(cls, cfg: FinetuneTTSConfig, data_dir, pretrained, init, alignments_dir=None) -> FinetuneTTSConfig:
+        alignments = read_alignments(alignments_dir, "train")
+        cfg.init, cfg.alignments = str(init or "none"), str(alignments_dir)
+        if pretrained is not None:
+            p = pretrained.cfg
+            cfg.model.features, cfg.model.encoder, cfg.model.decoder = p.features, p.encoder, p.decoder
+        else:
+            cfg.model.features = ensure_stats(data_dir, cfg.model.features)
+        check_sample_rate(data_dir, cfg.model.features.sample_rate)
+        # every character normalize_text can produce, so any normalised text can be spoken
+        cfg.model.vocab = sorted(set(" '" + string.ascii_lowercase) | {ch for row in alignments.values() for ch in row["text"]})
+        rate = next(iter(alignments.values()))["frame_rate"]
+        if abs(rate - cfg.model.features.frame_rate) > 1e-6:
+            raise ConfigError(f"{alignments_dir}: alignments are at {rate} frames/s, the model runs at {cfg.model.features.frame_rate}")
+        return cfg
+
+    def init_from(self, pretrained) -> None:
+        self.model.backbone.load_from(pretrained.backbone)
+
+    @property
+    def alignments(self) -> dict:
+        if self._alignments is None:
+            self._alignments = read_alignments(self.cfg.alignments, "train")
+        return self._alignments
+
+    def train_cuts(self):
+        alignments = self.alignments
+        return load_cuts(self.data_dir, "train").filter(lambda c: c.id in alignments)
+
+    def callbacks(self) -> list:
+        split = "dev" if alignments_path(self.cfg.alignments, "dev").is_file() else "train"
+        rows = read_alignments(self.cfg.alignments, split)
+        cut = next(c for c in load_cuts(self.data_dir, split) if c.id in rows)
+        return [TTSSamples(torch.from_numpy(cut.load_audio()[0]), rows[cut.id], self.cfg.trainer.sample_every)]
 
     def make_batch(self, ids, frames, T, rng: random.Random):
         c = self.cfg
@@ -70,32 +104,16 @@ class TTSTask(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         rng = random.Random(stable_seed(self.cfg.seed, "tts-batch", batch["index"], self.global_rank))
-        torch.manual_seed(stable_seed(self.cfg.seed, "tts", batch["index"], self.global_rank))
+        self.seed_step(batch)
         with explain_oom(batch):
             with torch.no_grad():
                 feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
             frame_tokens, tokens, durations, token_lens, mask, drop = self.make_batch(batch["ids"], frames, feats.shape[1], rng)
             out = self.model(feats, frames, frame_tokens, tokens, durations, token_lens, mask, drop)
-        log = partial(self.log, on_step=True, on_epoch=False, batch_size=feats.shape[0])
-        log("loss/total", out.loss.detach(), prog_bar=True)
-        log("loss/flow", out.flow_loss, prog_bar=True)
-        log("loss/duration", out.duration_loss, prog_bar=True)
-        log("tts/generated_fraction", out.mask.float().sum() / frames.sum())
+        self.log_step(feats.shape[0], {"loss/total": out.loss, "loss/flow": out.flow_loss, "loss/duration": out.duration_loss,
+                                       "tts/generated_fraction": out.mask.float().sum() / frames.sum()},
+                      prog_bar=("loss/total", "loss/flow", "loss/duration"))
         return out.loss
-
-    def configure_optimizers(self):
-        return adamw_warmup_cosine(self.model.parameters(), self.cfg.optim)
-
-
-class TTSData(L.LightningDataModule):
-    def __init__(self, cfg: FinetuneTTSConfig, cuts):
-        super().__init__()
-        self.cfg, self.cuts = cfg, cuts
-
-    def train_dataloader(self):
-        t, d = self.trainer, self.cfg.data
-        return pretrain_loader(self.cuts, d.max_duration, d.crop_seconds, d.num_buckets, self.cfg.seed, rank=t.global_rank,
-                               world_size=t.world_size, start=t.global_step * t.accumulate_grad_batches, num_workers=d.num_workers)
 
 
 class TTSSamples(PeriodicSamples):
@@ -109,8 +127,8 @@ class TTSSamples(PeriodicSamples):
         from uniwav.features.griffin_lim import GriffinLim
         from uniwav.training import plots
 
-        device = model.layer_weights.device
-        feats, frames = model.features(self.wav[None].to(device))
+        device = model.device
+        feats, frames = model.features.prepare(self.wav)
         feats = feats[0, : int(frames[0])]
         tok, dur = alignment_tokens(self.row, model.index)
         dur = torch.tensor(dur)
@@ -129,40 +147,5 @@ class TTSSamples(PeriodicSamples):
 def finetune_tts(data_dir, run_dir, alignments_dir, init: str = "none", preset: Optional[str] = None, overrides: Optional[list[str]] = None,
                  max_steps: Optional[int] = None, max_minutes: Optional[float] = None, progress: bool = True) -> Path:
     """Fine-tune in-context TTS on ``data_dir``'s train split with ``alignments_dir`` (``uniwav align``)."""
-    from uniwav.models.uniwav import UniWav
-
-    run_dir = Path(run_dir)
-    alignments = read_alignments(alignments_dir, "train")
-    pretrained = None if init == "none" else UniWav.from_pretrained(init)
-
-    def build() -> FinetuneTTSConfig:
-        saved = run_dir / "config.yaml"
-        cfg = load_config(FinetuneTTSConfig, preset or (str(saved) if saved.is_file() else "tts_tiny"), overrides)
-        cfg.init, cfg.alignments = str(init), str(alignments_dir)
-        if pretrained is not None:
-            p = pretrained.cfg
-            cfg.model.features, cfg.model.encoder, cfg.model.decoder = p.features, p.encoder, p.decoder
-        else:
-            cfg.model.features = ensure_stats(data_dir, cfg.model.features)
-        check_sample_rate(data_dir, cfg.model.features.sample_rate)
-        # every character normalize_text can produce, so any normalised text can be spoken
-        cfg.model.vocab = sorted(set(" '" + string.ascii_lowercase) | {ch for row in alignments.values() for ch in row["text"]})
-        rate = next(iter(alignments.values()))["frame_rate"]
-        if abs(rate - cfg.model.features.frame_rate) > 1e-6:
-            raise ConfigError(f"{alignments_dir}: alignments are at {rate} frames/s, the model runs at {cfg.model.features.frame_rate}")
-        cfg.validate()
-        return cfg
-
-    cfg, resuming = resolve_run_config(run_dir, FinetuneTTSConfig, build)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    cuts = load_cuts(data_dir, "train").filter(lambda c: c.id in alignments)
-    task = TTSTask(to_dict(cfg), alignments, pretrained=None if resuming else pretrained)
-    dev = "dev" if (Path(alignments_dir) / "dev.jsonl.gz").is_file() else "train"
-    dev_rows = read_alignments(alignments_dir, dev)
-    dev_cut = next(c for c in load_cuts(data_dir, dev) if c.id in dev_rows)
-    sample = TTSSamples(torch.from_numpy(dev_cut.load_audio()[0]), dev_rows[dev_cut.id], cfg.trainer.sample_every)
-    trainer = build_trainer(run_dir, cfg.trainer, grad_clip=cfg.optim.grad_clip,
-                            max_steps=max_steps if max_steps is not None else cfg.optim.total_steps, max_minutes=max_minutes,
-                            progress=progress, summary=not resuming, callbacks=[sample])
-    fit(trainer, task, TTSData(cfg, cuts), run_dir, compile=cfg.trainer.compile)
-    return run_dir
+    return launch(TTSTask, data_dir, run_dir, preset, overrides, init=init, max_steps=max_steps, max_minutes=max_minutes,
+                  progress=progress, alignments_dir=alignments_dir)

@@ -1,45 +1,63 @@
-"""The pre-training task: L = L_enc + lambda * L_dec, EMA teacher and codebooks updated once per
+"""``uniwav pretrain``: L = L_enc + lambda * L_dec, EMA teacher and codebooks updated once per
 optimizer update, non-finite updates skipped, health signals logged."""
 
 from __future__ import annotations
 
 import time
-from functools import partial
+from pathlib import Path
+from typing import Optional
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from uniwav.config import PretrainConfig, from_dict, to_dict
+from uniwav.config import PretrainConfig
+from uniwav.data.manifests import check_sample_rate, load_cuts
+from uniwav.data.stats import ensure_stats
 from uniwav.models.uniwav import UniWav
+from uniwav.training.callbacks import SampleLogger, fixed_sample_batch
+from uniwav.training.launch import launch
 from uniwav.training.oom import explain_oom
 from uniwav.training.schedule import adamw_warmup_cosine
-from uniwav.utils import stable_seed
+from uniwav.training.task import TrainingTask
 
 
 class NonFiniteLossError(RuntimeError):
     pass
 
 
-class PretrainTask(L.LightningModule):
+class PretrainTask(TrainingTask):
+    config_class = PretrainConfig
+    model_class = UniWav
+    default_preset = "tiny"
+    seed_tag = "step"
+
     def __init__(self, config: dict):
-        super().__init__()
-        self.save_hyperparameters({"config": config})  # plain dict: loadable with weights_only=True
-        self.cfg: PretrainConfig = from_dict(PretrainConfig, config)
-        self.model = UniWav(self.cfg.model)
+        super().__init__(config)
         self._skip_step = False
         self._bad_steps = 0
         self._low_perplexity_logs = 0
         self._last_time = None
 
     @classmethod
-    def from_config(cls, cfg: PretrainConfig) -> "PretrainTask":
-        return cls(to_dict(cfg))
+    def complete_config(cls, cfg: PretrainConfig, data_dir, pretrained, init, **options) -> PretrainConfig:
+        check_sample_rate(data_dir, cfg.model.features.sample_rate)
+        cfg.model.features = ensure_stats(data_dir, cfg.model.features)
+        return cfg
+
+    def describe(self, resuming: bool) -> Optional[str]:
+        if resuming:
+            return None
+        return "UniWav parameters: " + ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in self.model.num_parameters().items())
+
+    @property
+    def find_unused_parameters(self) -> bool:
+        return self.cfg.model.decoder_loss_weight == 0 or self.cfg.model.encoder.layer_drop > 0
+
+    def callbacks(self) -> list:
+        return [SampleLogger(fixed_sample_batch(load_cuts(self.data_dir, self.sample_split())), every=self.cfg.trainer.sample_every)]
 
     def training_step(self, batch, batch_idx):
-        # Every random draw of this micro-batch (masks, flow noise and time, dropout) is a function
-        # of (seed, batch index, rank): resuming from a checkpoint continues the same stream exactly.
-        torch.manual_seed(stable_seed(self.cfg.seed, "step", batch["index"], self.global_rank))
+        self.seed_step(batch)
         with explain_oom(batch):
             with torch.no_grad():
                 feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
@@ -47,20 +65,15 @@ class PretrainTask(L.LightningModule):
         if not torch.isfinite(out.loss):
             rank_zero_warn(f"non-finite loss at batch {batch['index']} (utterances {batch['ids'][:4]}...); the update will be skipped")
         now = time.perf_counter()
-        audio_seconds = float(batch["audio_lens"].sum()) / self.cfg.model.features.sample_rate
-        B = feats.shape[0]
-        log = partial(self.log, on_step=True, on_epoch=False, batch_size=B, sync_dist=False)
-        log("loss/total", out.loss.detach(), prog_bar=True)
-        log("loss/encoder", out.enc_loss, prog_bar=True)
-        log("loss/decoder", out.dec_loss, prog_bar=True)
-        log("encoder/accuracy", out.accuracy)
-        log("encoder/masked_fraction", out.mask.float().sum() / frames.sum())
-        for k, ppl in enumerate(out.perplexity.tolist()):
-            log(f"codebook/perplexity_{k}", ppl)
-        log("codebook/perplexity_min", out.perplexity.min(), prog_bar=True)
+        values = {"loss/total": out.loss, "loss/encoder": out.enc_loss, "loss/decoder": out.dec_loss, "encoder/accuracy": out.accuracy,
+                  "encoder/masked_fraction": out.mask.float().sum() / frames.sum()}
+        values.update({f"codebook/perplexity_{k}": ppl for k, ppl in enumerate(out.perplexity.tolist())})
+        values["codebook/perplexity_min"] = out.perplexity.min()
         if self._last_time is not None:
-            log("throughput/audio_seconds_per_second", audio_seconds / max(1e-6, now - self._last_time))
+            audio_seconds = float(batch["audio_lens"].sum()) / self.cfg.model.features.sample_rate
+            values["throughput/audio_seconds_per_second"] = audio_seconds / max(1e-6, now - self._last_time)
         self._last_time = now
+        self.log_step(feats.shape[0], values, prog_bar=("loss/total", "loss/encoder", "loss/decoder", "codebook/perplexity_min"))
         self._check_collapse(out.perplexity)
         return out.loss
 
@@ -108,3 +121,9 @@ class PretrainTask(L.LightningModule):
                 continue
             (no_decay if p.dim() < 2 or name.endswith("bias") else decay).append(p)
         return adamw_warmup_cosine([{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], o)
+
+
+def pretrain(data_dir, run_dir, preset: Optional[str] = None, overrides: Optional[list[str]] = None, max_steps: Optional[int] = None,
+             max_minutes: Optional[float] = None, progress: bool = True) -> Path:
+    """Pre-train (or resume) a UniWav model on ``data_dir``'s train split into ``run_dir``."""
+    return launch(PretrainTask, data_dir, run_dir, preset, overrides, max_steps=max_steps, max_minutes=max_minutes, progress=progress)

@@ -9,24 +9,21 @@ stepped directly), so ``--max-steps`` and resume positions mean generator update
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Optional
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 
-from uniwav.config import TrainVocoderConfig, from_dict, load_config, to_dict
-from uniwav.data.manifests import available_splits, load_cuts
+from uniwav.config import TrainVocoderConfig
+from uniwav.data.manifests import check_sample_rate, load_cuts
 from uniwav.models.discriminators import Discriminators, discriminator_loss, feature_matching_loss, generator_loss
 from uniwav.models.vocoder import Vocoder
-from uniwav.training.callbacks import PeriodicSamples
+from uniwav.training.callbacks import PeriodicSamples, fixed_sample_batch
+from uniwav.training.launch import launch
 from uniwav.training.oom import explain_oom
-from uniwav.training.run import PretrainData, check_sample_rate
 from uniwav.training.schedule import adamw_warmup_cosine
-from uniwav.training.trainer import build_trainer, fit, resolve_run_config
-from uniwav.utils import stable_seed
+from uniwav.training.task import TrainingTask
 
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))  # (n_fft, hop)
 
@@ -43,14 +40,28 @@ def multi_resolution_stft_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Te
     return total / len(STFT_RESOLUTIONS)
 
 
-class VocoderTask(L.LightningModule):
+class VocoderTask(TrainingTask):
+    config_class = TrainVocoderConfig
+    model_class = Vocoder
+    default_preset = "vocoder_tiny"
+    seed_tag = "vocoder"
+
     def __init__(self, config: dict):
-        super().__init__()
-        self.save_hyperparameters({"config": config})
-        self.cfg: TrainVocoderConfig = from_dict(TrainVocoderConfig, config)
-        self.model = Vocoder(self.cfg.model)
+        super().__init__(config)
         self.discriminators = Discriminators(tuple(self.cfg.mpd_periods), tuple(self.cfg.mrd_ffts))
         self.automatic_optimization = False
+
+    @classmethod
+    def complete_config(cls, cfg: TrainVocoderConfig, data_dir, pretrained, init, **options) -> TrainVocoderConfig:
+        check_sample_rate(data_dir, cfg.model.features.sample_rate)
+        return cfg
+
+    @property
+    def find_unused_parameters(self) -> bool:
+        return True  # two backward passes per step
+
+    def callbacks(self) -> list:
+        return [VocoderSamples(fixed_sample_batch(load_cuts(self.data_dir, self.sample_split())), self.cfg.trainer.sample_every)]
 
     def generator_losses(self, wav: torch.Tensor) -> dict:
         """wav [B, S] -> the reconstruction and its spectral losses (no GAN terms)."""
@@ -63,7 +74,7 @@ class VocoderTask(L.LightningModule):
         return {"y": y, "y_hat": y_hat, "mel": F.l1_loss(mel_hat[:, :m], mel[:, :m]), "stft": multi_resolution_stft_loss(y_hat, y)}
 
     def training_step(self, batch, batch_idx):
-        torch.manual_seed(stable_seed(self.cfg.seed, "vocoder", batch["index"], self.global_rank))
+        self.seed_step(batch)
         c = self.cfg
         opt_g, opt_d = self.optimizers()
         sched_g, sched_d = self.lr_schedulers()
@@ -89,14 +100,10 @@ class VocoderTask(L.LightningModule):
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)
             opt_g.step()
             sched_g.step()
-        log = partial(self.log, on_step=True, on_epoch=False, batch_size=wav.shape[0])
-        log("loss/generator", loss_g.detach(), prog_bar=True)
-        log("loss/mel_l1", out["mel"].detach(), prog_bar=True)
-        log("loss/mrstft", out["stft"].detach())
+        values = {"loss/generator": loss_g, "loss/mel_l1": out["mel"], "loss/mrstft": out["stft"]}
         if gan:
-            log("loss/discriminator", loss_d.detach(), prog_bar=True)
-            log("loss/adversarial", adv.detach())
-            log("loss/feature_matching", fm.detach())
+            values.update({"loss/discriminator": loss_d, "loss/adversarial": adv, "loss/feature_matching": fm})
+        self.log_step(wav.shape[0], values, prog_bar=("loss/generator", "loss/mel_l1", "loss/discriminator"))
 
     def configure_optimizers(self):
         g, d = (adamw_warmup_cosine(m.parameters(), self.cfg.optim) for m in (self.model, self.discriminators))
@@ -129,22 +136,15 @@ class VocoderSamples(PeriodicSamples):
 def train_vocoder(data_dir, run_dir, preset: Optional[str] = None, overrides: Optional[list[str]] = None, max_steps: Optional[int] = None,
                   max_minutes: Optional[float] = None, progress: bool = True) -> Path:
     """Train (or resume) a Vocos vocoder on ``data_dir``'s train split into ``run_dir``."""
-    from uniwav.training.callbacks import fixed_sample_batch
+    return launch(VocoderTask, data_dir, run_dir, preset, overrides, max_steps=max_steps, max_minutes=max_minutes, progress=progress)
 
-    run_dir = Path(run_dir)
 
-    def build() -> TrainVocoderConfig:
-        saved = run_dir / "config.yaml"
-        cfg = load_config(TrainVocoderConfig, preset or (str(saved) if saved.is_file() else "vocoder_tiny"), overrides)
-        check_sample_rate(data_dir, cfg.model.features.sample_rate)
-        return cfg
+def feature_overrides(model_path) -> list[str]:
+    """model.features.* overrides that copy a trained model's mel config (normalisation excluded)."""
+    import json
 
-    cfg, resuming = resolve_run_config(run_dir, TrainVocoderConfig, build)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    task = VocoderTask(to_dict(cfg))
-    split = "dev" if "dev" in available_splits(data_dir) else "train"
-    trainer = build_trainer(run_dir, cfg.trainer, grad_clip=None, max_steps=max_steps if max_steps is not None else cfg.optim.total_steps,
-                            max_minutes=max_minutes, progress=progress, summary=not resuming, find_unused_parameters=True,
-                            callbacks=[VocoderSamples(fixed_sample_batch(load_cuts(data_dir, split)), cfg.trainer.sample_every)])
-    fit(trainer, task, PretrainData(data_dir, cfg), run_dir, compile=cfg.trainer.compile)
-    return run_dir
+    from uniwav.config import FeatureConfig, from_dict
+    from uniwav.models.pretrained import load_model_config
+
+    features = from_dict(FeatureConfig, load_model_config(model_path)["features"])
+    return [f"model.features.{k}={json.dumps(v)}" for k, v in features.mel_fields().items()]

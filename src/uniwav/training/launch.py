@@ -1,4 +1,6 @@
-"""What every uniwav training run shares: the run folder, resume rules and the Lightning trainer.
+"""``launch``: how every uniwav training task runs. The run folder, the resume rules, the
+Lightning trainer, and the order of things (config, seed, task, trainer, fit) live here once;
+a task (``training/task.py``) declares only what differs.
 
 Run folder layout::
 
@@ -12,7 +14,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Optional, TypeVar
+from collections.abc import Callable
 
 import lightning as L
 import torch
@@ -143,7 +146,7 @@ def build_trainer(run_dir, tc: TrainerConfig, *, grad_clip: float, max_steps: in
     )
 
 
-def fit(trainer: L.Trainer, task: L.LightningModule, datamodule: L.LightningDataModule, run_dir, compile: bool = False) -> None:
+def fit(trainer: L.Trainer, task: L.LightningModule, run_dir, compile: bool = False) -> None:
     """Fit, resuming from RUN/checkpoints/last.ckpt when present; always leaves a final last.ckpt.
     ``compile`` (trainer.compile): compile the model's Transformer stacks in place first."""
     if compile:
@@ -151,5 +154,40 @@ def fit(trainer: L.Trainer, task: L.LightningModule, datamodule: L.LightningData
 
         compile_stacks(task.model)
     last = last_checkpoint(run_dir)
-    trainer.fit(task, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+    trainer.fit(task, ckpt_path=str(last) if last.is_file() else None)
     trainer.save_checkpoint(last, weights_only=False)
+
+
+def launch(task_cls, data_dir, run_dir, preset: Optional[str] = None, overrides: Optional[list[str]] = None, init: Optional[str] = None,
+           max_steps: Optional[int] = None, max_minutes: Optional[float] = None, progress: bool = True, **options) -> Path:
+    """Start or resume a run of ``task_cls`` (a ``TrainingTask``) on ``data_dir`` in ``run_dir``.
+
+    The config is the run's own (``RUN/config.yaml``) when it exists, else ``preset`` or the task's
+    default preset, with dotted ``overrides``; the task completes it from the data, the pre-trained
+    model ``init`` and its ``options``. ``max_steps`` and ``max_minutes`` only stop early.
+    """
+    run_dir = Path(run_dir)
+    pretrained = task_cls.load_init(init)
+
+    def build():
+        saved = run_dir / "config.yaml"
+        cfg = load_config(task_cls.config_class, preset or (str(saved) if saved.is_file() else task_cls.default_preset), overrides)
+        cfg = task_cls.complete_config(cfg, data_dir, pretrained, init, **options)
+        cfg.validate()
+        return cfg
+
+    cfg, resuming = resolve_run_config(run_dir, task_cls.config_class, build)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    task = task_cls(to_dict(cfg))
+    task.data_dir = Path(data_dir)
+    if pretrained is not None and not resuming:
+        task.init_from(pretrained)
+    message = task.describe(resuming)
+    if message:
+        print(message, flush=True)
+    trainer = build_trainer(run_dir, cfg.trainer, grad_clip=task.gradient_clip, val_every=task.val_every,
+                            max_steps=max_steps if max_steps is not None else cfg.optim.total_steps, max_minutes=max_minutes,
+                            progress=progress, summary=not resuming, find_unused_parameters=task.find_unused_parameters,
+                            callbacks=task.callbacks())
+    fit(trainer, task, run_dir, compile=cfg.trainer.compile)
+    return run_dir

@@ -1,0 +1,33 @@
+"""Arguments every training subcommand shares (data, run folder, preset, stopping, hardware, overrides)."""
+
+from __future__ import annotations
+
+
+def add_training_arguments(p, preset: str, example: str) -> None:
+    """--data, --out, --config, --max-steps, --max-minutes, --devices, --num-nodes, --strategy,
+    --no-progress and the dotted overrides; ``preset`` names the default preset, ``example`` an override."""
+    p.add_argument("--data", required=True, help="prepared data folder (uniwav prepare ...)")
+    p.add_argument("--out", required=True, help="run folder; an existing run is resumed from its last checkpoint")
+    p.add_argument("--config", default=None, help=f"preset or YAML file (default: {preset} for a new run, the run's own config when resuming)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many updates (the learning-rate schedule is unchanged)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this much training time, counted across resumes")
+    p.add_argument("--devices", default=None, help="devices per node (trainer.devices; default: auto)")
+    p.add_argument("--num-nodes", type=int, default=None, help="nodes (trainer.num_nodes; default: 1)")
+    p.add_argument("--strategy", default=None, help="ddp, fsdp, ... (trainer.strategy; default: auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to TensorBoard)")
+    p.add_argument("overrides", nargs="*", help=f"dotted config overrides, e.g. {example}")
+
+
+def training_overrides(args) -> list[str]:
+    """The dotted overrides with --devices / --num-nodes / --strategy folded in."""
+    overrides = list(args.overrides)
+    for flag, key in ((args.devices, "trainer.devices"), (args.num_nodes, "trainer.num_nodes"), (args.strategy, "trainer.strategy")):
+        if flag is not None:
+            overrides.append(f"{key}={flag}")
+    return overrides
+
+
+def training_kwargs(args) -> dict:
+    """preset, overrides, max_steps, max_minutes and progress, as the training functions take them."""
+    return {"preset": args.config, "overrides": training_overrides(args), "max_steps": args.max_steps, "max_minutes": args.max_minutes,
+            "progress": not args.no_progress}

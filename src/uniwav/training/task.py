@@ -1,0 +1,136 @@
+"""``TrainingTask``: the Lightning module every uniwav training task derives from.
+
+It holds the resolved config as its only hyper-parameter (a plain dict, so checkpoints load with
+``weights_only=True``), builds the model as ``self.model``, seeds every micro-batch from
+(seed, batch index, rank) so that a resumed run continues the same random stream, feeds the
+endless training batches, and renames the keys of checkpoints written by older versions. A task
+declares what differs: its config class and default preset, how the config is completed from the
+data and the pre-trained model, the model's initialisation, callbacks, and the step itself.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Optional
+
+import lightning as L
+import torch
+
+from uniwav.config import ConfigError, from_dict, to_dict
+from uniwav.data.batches import training_loader
+from uniwav.data.manifests import available_splits, load_cuts
+from uniwav.training.schedule import adamw_warmup_cosine
+from uniwav.utils import stable_seed
+
+
+class TrainingTask(L.LightningModule):
+    config_class: type = None  # the TaskConfig subclass
+    model_class: type = None  # the model built from cfg.model
+    default_preset: str = ""  # preset of a new run when --config is not given
+    seed_tag: str = ""  # names this task's random stream (part of every step's seed)
+    requires_init: bool = False  # a pre-trained model is mandatory (--init)
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.cfg = from_dict(self.config_class, config)
+        self.model = self.build_model()
+        self.data_dir = None  # set by ``launch``
+
+    @classmethod
+    def from_config(cls, cfg) -> TrainingTask:
+        return cls(to_dict(cfg))
+
+    def build_model(self):
+        return self.model_class(self.cfg.model)
+
+    # ------------------------------------------------------------------ what the launcher asks
+
+    @classmethod
+    def load_init(cls, init: Optional[str]):
+        """The pre-trained UniWav named by --init, or None ("none" or not given)."""
+        if not init or init == "none":
+            if cls.requires_init:
+                raise ConfigError(f"{cls.__name__} needs --init: a pre-trained UniWav run or export")
+            return None
+        from uniwav.models.uniwav import UniWav
+
+        return UniWav.from_pretrained(init)
+
+    @classmethod
+    def complete_config(cls, cfg, data_dir, pretrained, init: Optional[str], **options):
+        """The config of a new run, completed from the data, the pre-trained model and task options."""
+        return cfg
+
+    def init_from(self, pretrained) -> None:
+        """Start a new run from the pre-trained model (not called when resuming)."""
+
+    def callbacks(self) -> list:
+        return []
+
+    def describe(self, resuming: bool) -> Optional[str]:
+        """A line printed when the run starts."""
+        return None
+
+    @property
+    def find_unused_parameters(self) -> bool:
+        return False
+
+    @property
+    def gradient_clip(self) -> Optional[float]:
+        return self.cfg.optim.grad_clip if self.automatic_optimization else None
+
+    @property
+    def val_every(self) -> Optional[int]:
+        return None
+
+    # ------------------------------------------------------------------ shared machinery
+
+    def train_cuts(self):
+        """The cuts this task trains on (lazily read by default)."""
+        return load_cuts(self.data_dir, "train", lazy=True)
+
+    def train_dataloader(self):
+        t, d = self.trainer, self.cfg.data
+        return training_loader(self.train_cuts(), d.max_duration, d.crop_seconds, d.num_buckets, self.cfg.seed, rank=t.global_rank,
+                               world_size=t.world_size, start=t.global_step * t.accumulate_grad_batches, num_workers=d.num_workers,
+                               min_seconds=d.min_seconds)
+
+    def sample_split(self) -> str:
+        """The split periodic samples come from: dev when the data has one."""
+        return "dev" if "dev" in available_splits(self.data_dir) else "train"
+
+    def seed_step(self, batch: dict) -> None:
+        """Every random draw of this micro-batch (masks, noise, dropout) from (seed, batch index, rank)."""
+        torch.manual_seed(stable_seed(self.cfg.seed, self.seed_tag, batch["index"], self.global_rank))
+
+    def log_step(self, batch_size: int, values: dict, prog_bar: tuple = ()) -> None:
+        log = partial(self.log, on_step=True, on_epoch=False, batch_size=batch_size)
+        for name, value in values.items():
+            log(name, value.detach() if torch.is_tensor(value) else value, prog_bar=name in prog_bar)
+
+    def configure_optimizers(self):
+        return adamw_warmup_cosine([p for p in self.model.parameters() if p.requires_grad], self.cfg.optim)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Resume a run written by an older version: rename its state-dict keys and put its
+        optimizer state in today's parameter order (the state is a list in parameter order)."""
+        state = checkpoint["state_dict"]
+        upgraded = self.model_class.upgrade_state_dict(state, "model.")
+        if upgraded is state:
+            return
+        checkpoint["state_dict"] = upgraded
+        order = getattr(self.model_class, "legacy_module_order", None)
+        if order is None or not checkpoint.get("optimizer_states"):
+            return
+        optimizer = self.configure_optimizers()["optimizer"]
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        new = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+        starts, groups = 0, []
+        for group in optimizer.param_groups:  # legacy order: by the old top-level module, stable within each group
+            block = new[starts: starts + len(group["params"])]
+            groups.append(sorted(block, key=lambda n: order.index(n.removeprefix("backbone.").split(".")[0])))
+            starts += len(block)
+        old_index = {name: i for i, name in enumerate(n for g in groups for n in g)}
+        saved = checkpoint["optimizer_states"][0]
+        saved["state"] = {j: saved["state"][old_index[name]] for j, name in enumerate(new) if old_index[name] in saved["state"]}
