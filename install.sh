@@ -13,7 +13,15 @@ extra="[eval]"
 if ! command -v espeak-ng >/dev/null 2>&1 || ! ls /usr/share/games/fortunes/fortunes >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq espeak-ng fortunes-min >/dev/null
+    if ! $SUDO apt-get update -qq; then
+      echo "install.sh: 'apt-get update' failed (no network, or another apt process holds the lock: wait for it and run" \
+           "install.sh again); espeak-ng and fortunes-min are needed for the demo corpus" >&2
+      exit 1
+    fi
+    if ! $SUDO apt-get install -y -qq espeak-ng fortunes-min >/dev/null; then
+      echo "install.sh: 'apt-get install espeak-ng fortunes-min' failed; install them and run install.sh again" >&2
+      exit 1
+    fi
   else
     echo "install.sh: please install espeak-ng and a fortunes package yourself (e.g. brew install espeak-ng fortune);" \
          "they are only needed for the demo corpus" >&2

@@ -26,7 +26,7 @@ def test_demo_smoke_runs_every_stage_and_continues(tmp_path, capsys):
         assert {"test_cer", "test_wer", "n"} <= set(metrics[name])
         assert (out / f"{name}.test.json").is_file()
     assert set(metrics["tokens"]["rows"]) == {"ground truth (vocoded)", "500 bit/s", "1000 bit/s"}
-    assert set(metrics["tts"]["tts-pretrained"]["rows"]) == {"ground truth (vocoded)", "tts nfe=8", "tts nfe=16", "tts nfe=32"}
+    assert set(metrics["tts"]["tts-pretrained"]["rows"]) == {"ground truth (vocoded)", "tts nfe=8 cfg=1", "tts nfe=16 cfg=1", "tts nfe=32 cfg=1"}
     assert set(metrics["tts"]["tts-scratch"]["rows"]) == set(metrics["tts"]["tts-pretrained"]["rows"])
     assert {"pretrained", "random", "plots"} == set(metrics["layers"]) and len(metrics["layers"]["pretrained"]) == 7
     for stage in ("tokens", "tts"):  # every sample a stage names exists

@@ -53,7 +53,7 @@ def test_prepare_folder_handles_bad_files_and_converts(tmp_path):
     cut = train["rate8k"]
     assert abs(cut.duration - 0.6) < 0.01 and cut.supervisions[0].text == "eight kilohertz"
     assert train["s3_u0"].supervisions[0].text is None
-    assert train["s0_u1"].supervisions[0].text == "hello speaker utterance"
+    assert train["s0_u1"].supervisions[0].text == "hello speaker zero utterance one"  # numbers spelled out, not dropped
     assert json.loads((out / "prepare_report.json").read_text())["problems"]
     assert report.splits["test"]["speakers"] == 1 and report.splits["dev"]["speakers"] == 1
 
@@ -178,7 +178,7 @@ def test_prepare_librispeech_layout(tmp_path):
     assert written == {"train": 2, "dev": 2, "test": 2}
     test = load_cuts(tmp_path / "data", "test")
     assert sorted(c.id for c in test) == ["121-1000-0000", "121-1000-0001"]
-    assert test["121-1000-0001"].supervisions[0].text == "hello world number"
+    assert test["121-1000-0001"].supervisions[0].text == "hello world number one"
     assert test["121-1000-0001"].supervisions[0].speaker == "121"
     with pytest.raises(DataError, match="no LibriSpeech parts"):
         prepare_librispeech_dir(tmp_path / "data", tmp_path / "x")

@@ -165,16 +165,20 @@ def test_interrupt_writes_a_checkpoint_and_the_run_resumes(demo_data, tmp_path, 
     cmd = [sys.executable, "-m", "uniwav", "pretrain", "--data", str(demo_data), "--out", str(run), "--config", "tiny",
            "--max-steps", "100000", "--no-progress", *SMALL_OVERRIDES, "trainer.checkpoint_every=100000", "trainer.sample_every=100000"]
     # a shell's background jobs inherit an ignored SIGINT; a user's terminal never does
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and _event_bytes(run) < 2000:  # a few steps have been logged
         time.sleep(0.5)
     proc.send_signal(sig)
-    proc.wait(timeout=120)
+    _, stderr = proc.communicate(timeout=120)
     ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] >= 1
     step = ckpt["global_step"]
+    # not a success: `pretrain && export` must not export a half-trained model; the message says where and how to resume
+    assert proc.returncode == (143 if sig == signal.SIGTERM else 130), stderr[-2000:]
+    assert f"at update {step}" in stderr and "Run the same command again to resume" in stderr
+    assert "Traceback" not in stderr and not (run / ".lock").exists()
     pretrain(demo_data, run, None, [], max_steps=step + 2, progress=False)
     assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == step + 2
 
@@ -209,11 +213,16 @@ def test_out_of_memory_names_the_batch_and_the_fix(monkeypatch):
         task.training_step(batch, 0)
 
 
-def test_precision_auto_follows_the_measured_bf16_speed(monkeypatch):
-    from uniwav.training import launch as trainer
+def test_precision_auto_follows_the_cpu_bf16_feature(monkeypatch):
+    from uniwav.training import launch
 
-    assert trainer.resolve_precision("32-true") == "32-true" and trainer.resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
-    assert trainer.cpu_has_fast_bf16(n=64, margin=0.0) and not trainer.cpu_has_fast_bf16(n=64, margin=1e6)
-    for fast, expected in ((True, "bf16-mixed"), (False, "32-true")):
-        monkeypatch.setattr(trainer, "cpu_has_fast_bf16", lambda fast=fast: fast)
-        assert trainer.resolve_precision("auto", "cpu") == expected
+    assert launch.resolve_precision("32-true")[0] == "32-true" and launch.resolve_precision("bf16-mixed", "cpu")[0] == "bf16-mixed"
+    amd = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n"
+    intel = "flags\t: fpu avx2 amx_bf16 amx_tile avx512_bf16\n"
+    arm = "processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n"
+    old = "flags\t: fpu sse2 avx2 avx512f\n"
+    assert [launch.cpu_bf16_feature(t) for t in (amd, intel, arm, old)] == ["AVX512-BF16", "AMX", "BF16", None]
+    for feature, expected in (("AMX", "bf16-mixed"), (None, "32-true")):
+        monkeypatch.setattr(launch, "cpu_bf16_feature", lambda feature=feature: feature)
+        precision, why = launch.resolve_precision("auto", "cpu")
+        assert precision == expected and ("AMX" in why if feature else "without" in why)

@@ -126,8 +126,8 @@ def test_finetune_tts_speak_and_evaluate(demo_data, tmp_path):
                  "data.num_workers=0", "data.max_duration=6", "freeze_encoder_steps=0", "optim.warmup_steps=1", "val_every=1000"]) == 0
     assert main(["align", "--model", str(asr), "--data", str(demo_data), "--out", str(align)]) == 0
     args = ["finetune-tts", "--init", str(pre), "--data", str(demo_data), "--alignments", str(align), "--out", str(tts), "--no-progress",
-            "data.num_workers=0", "data.max_duration=6", "optim.warmup_steps=1", "trainer.sample_every=2", "trainer.log_every=1",
-            "model.text_dim=8", "model.duration_dim=8"]
+            "--asr", str(asr), "data.num_workers=0", "data.max_duration=6", "optim.warmup_steps=1", "trainer.sample_every=2", "trainer.log_every=1",
+            "model.text_dim=8", "model.duration_dim=8", "trainer.monitor_utterances=2"]
     assert main([*args, "--max-steps", "3"]) == 0
     model = TTSModel.from_pretrained(tts)
     assert set(model.cfg.vocab) >= set("abc ")
@@ -135,7 +135,9 @@ def test_finetune_tts_speak_and_evaluate(demo_data, tmp_path):
 
     events = EventAccumulator(str(tts / "tb"))
     events.Reload()
-    assert {"loss/flow", "loss/duration"} <= set(events.Tags()["scalars"]) and "samples/tts_griffinlim" in events.Tags()["audio"]
+    tags = events.Tags()
+    assert {"loss/flow", "loss/duration", "monitor/tts/asr_cer", "monitor/tts/speaker_sim"} <= set(tags["scalars"])
+    assert any(t.startswith("monitor/tts/") for t in tags["audio"]) and "monitor/tts/mel" in tags["images"]
     from uniwav.data.manifests import load_cuts
 
     wav = load_cuts(demo_data, "test")[0].load_audio()[0]
@@ -153,7 +155,7 @@ def test_finetune_tts_speak_and_evaluate(demo_data, tmp_path):
     assert main(["evaluate", "tts", "--model", str(tts), "--data", str(demo_data), "--nfe", "2", "4", "--max-pairs", "2",
                  "--asr", str(asr), "--json", str(result_path)]) == 0
     result = json.loads(result_path.read_text())
-    assert set(result["rows"]) == {"ground truth (vocoded)", "tts nfe=2", "tts nfe=4"} and result["n"] == 2
+    assert set(result["rows"]) == {"ground truth (vocoded)", "tts nfe=2 cfg=1", "tts nfe=4 cfg=1"} and result["n"] == 2
     assert all("asr_cer" in r for r in result["rows"].values())
     # the from-scratch baseline trains the same architecture
     assert main(["finetune-tts", "--init", "none", "--data", str(demo_data), "--alignments", str(align), "--out", str(tmp_path / "scratch"),

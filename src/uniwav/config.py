@@ -257,6 +257,10 @@ class TrainerConfig:
     max_bad_steps: int = 20  # consecutive non-finite steps before stopping
     compile: bool = False  # torch.compile the Transformer stacks (models/compile.py; `uniwav bench` measures the gain)
     profiler: str = ""  # "simple" or "advanced": Lightning's per-hook timing report at the end of the run
+    # learning curves of generated speech (TTS, tokenizer), every sample_every updates: dev utterances
+    # generated, transcribed by this CTC model (and Whisper when installed) and scored (training/monitor.py)
+    monitor_asr: str = ""
+    monitor_utterances: int = 4
 
     def validate(self) -> None:
         for name in ("accumulate_grad_batches", "log_every", "sample_every", "checkpoint_every", "num_nodes"):
@@ -397,6 +401,7 @@ class TrainVocoderConfig(TaskConfig):
 
 @dataclass
 class TTSModelConfig(BackboneConfig):
+    sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(guidance=1.0))
     vocab: list[str] = field(default_factory=list)  # characters; ids 0 (no text) and 1 (silence) come first
     text_dim: int = 128
     duration_dim: int = 128

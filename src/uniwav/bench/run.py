@@ -305,15 +305,33 @@ def train_shape(preset: str, device: str) -> tuple[int, float]:
     return max(1, int(data.max_duration // data.crop_seconds)), data.crop_seconds
 
 
-def run_all(quick: bool, device: str, files: list, compile: bool = True) -> dict:
+def hubert_row(preset: str, device: str, repeats: int, compile: bool = False, bf16: bool = False) -> dict:
+    """``encoder_vs_hubert`` at the preset's training shape, or a note when its reference (transformers) is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:
+        return {"skipped": "transformers is not installed: pip install 'uniwav[bench]' for this row"}
+    return encoder_vs_hubert(preset, device, *train_shape(preset, device), repeats, compile=compile, bf16=bf16)
+
+
+def run_all(quick: bool, device: str, files: list, compile: bool = True, on_row=None) -> dict:
+    """Every measurement; ``on_row(result)`` is called after each row is added (rows are kept as
+    they finish, so an interrupted run keeps what it measured)."""
     from uniwav.training.launch import resolve_precision
 
     presets = ["tiny"] if quick else ["tiny", "base"]
     repeats = 3 if quick else 5
-    precision = resolve_precision("auto", "cuda" if device == "cuda" else "cpu")
+    precision, why = resolve_precision("auto", "cuda" if device == "cuda" else "cpu")
     bf16 = precision == "bf16-mixed"
-    result = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": quick,
-              "trainer_precision_auto": precision}
+
+    class Rows(dict):
+        def __setitem__(self, key, value):
+            super().__setitem__(key, value)
+            if on_row is not None:
+                on_row(self)
+
+    result = Rows(device=device, torch=torch.__version__, threads=torch.get_num_threads(), quick=quick,
+                  trainer_precision_auto=f"{precision} ({why})")
     for p in presets:
         batch, secs = train_shape(p, device)
         row = result[f"train_step.{p}"] = train_step(p, device, batch, secs, repeats)
@@ -330,7 +348,7 @@ def run_all(quick: bool, device: str, files: list, compile: bool = True) -> dict
             row["denormal_flush_speedup"] = off["step_seconds"] / row["step_seconds"]
         result[f"memory.{p}"] = memory(p, device, batch, secs)
     for p in presets:
-        result[f"encoder_vs_hubert.{p}"] = encoder_vs_hubert(p, device, *train_shape(p, device), repeats, compile=compile, bf16=bf16)
+        result[f"encoder_vs_hubert.{p}"] = hubert_row(p, device, repeats, compile=compile, bf16=bf16)
     if files:
         result["features"] = features(files)
     result["inference"] = inference(device, 8.0, [4, 8, 16, 32], 1 if quick else 3)
@@ -359,7 +377,8 @@ def main(argv=None) -> int:
 def add_arguments(p):
     p.add_argument("--quick", action="store_true", help="tiny preset only, fewer repeats (a few minutes on 2 cores)")
     p.add_argument("--json", default=None, help="write the results here")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"],
+                   help="where to measure (default: cuda when available)")
     p.add_argument("--data", default=None, help="a prepared data folder: its test audio feeds the feature benchmark")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows (no C++ compiler, or in a hurry)")
 
@@ -370,12 +389,15 @@ def run(args) -> int:
         from uniwav.data.manifests import load_cuts
 
         files = [c.recording.sources[0].source for c in list(load_cuts(args.data, "test"))[:40]]
-    result = run_all(args.quick, args.device, files, compile=not args.no_compile)
-    print(table(result))
-    if args.json:
-        from uniwav.utils import atomic_write_text
+    from uniwav.utils import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps(result, indent=1))
+    def save(rows):
+        if args.json:
+            atomic_write_text(args.json, json.dumps(rows, indent=1))
+
+    result = run_all(args.quick, args.device, files, compile=not args.no_compile, on_row=save)
+    save(result)
+    print(table(result))
     return 0
 
 

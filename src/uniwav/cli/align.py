@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def add_arguments(p):
     p.add_argument("--model", required=True, help="fine-tuned ASR run or export folder")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="prepared data folder with transcripts")
     p.add_argument("--out", required=True, help="folder for {split}.jsonl.gz alignments")
     p.add_argument("--splits", default=None, help="comma-separated splits (default: all)")
 

@@ -10,12 +10,12 @@ def add_arguments(p):
     sub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
     a = sub.add_parser("layers", help="character probe and k-means mutual information (characters, speakers) per encoder layer")
     a.add_argument("--model", required=True, help="pre-trained UniWav run or export")
-    a.add_argument("--data", required=True)
+    a.add_argument("--data", required=True, help="prepared data folder")
     a.add_argument("--alignments", required=True, help="output folder of `uniwav align` (frame-level character labels)")
     a.add_argument("--out", default=None, help="folder for layers.json and layers.png (default: print only)")
-    a.add_argument("--train-split", default="train")
-    a.add_argument("--test-split", default="test")
-    a.add_argument("--max-train-utterances", type=int, default=200)
+    a.add_argument("--train-split", default="train", help="split the probes are fitted on")
+    a.add_argument("--test-split", default="test", help="split (unseen speakers) the probes are scored on")
+    a.add_argument("--max-train-utterances", type=int, default=200, help="utterances of the train split used")
     a.add_argument("--units", type=int, default=100, help="k-means units per layer")
 
 

@@ -3,11 +3,13 @@ prepared corpus's transcripts, for ``transcribe --lm`` / ``evaluate asr --lm``."
 
 from __future__ import annotations
 
+from uniwav.cli.common import positive_int
+
 
 def add_arguments(p):
     p.add_argument("--data", required=True, help="prepared data folder whose transcripts to use")
     p.add_argument("--out", required=True, help="ARPA file to write")
-    p.add_argument("--order", type=int, default=3)
+    p.add_argument("--order", type=positive_int, default=3, help="n-gram order")
     p.add_argument("--splits", default="train", help="comma-separated splits (never include the test split)")
 
 

@@ -2,6 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
 
 def add_training_arguments(p, preset: str, example: str) -> None:
     """--data, --out, --config, --max-steps, --max-minutes, --devices, --num-nodes, --strategy,
@@ -14,20 +38,23 @@ def add_training_arguments(p, preset: str, example: str) -> None:
     p.add_argument("--devices", default=None, help="devices per node (trainer.devices; default: auto)")
     p.add_argument("--num-nodes", type=int, default=None, help="nodes (trainer.num_nodes; default: 1)")
     p.add_argument("--strategy", default=None, help="ddp, fsdp, ... (trainer.strategy; default: auto)")
+    p.add_argument("--resume-from", default=None,
+                   help="continue from this checkpoint instead of RUN/checkpoints/last.ckpt (e.g. when last.ckpt cannot be read)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to TensorBoard)")
     p.add_argument("overrides", nargs="*", help=f"dotted config overrides, e.g. {example}")
 
 
-def training_overrides(args) -> list[str]:
-    """The dotted overrides with --devices / --num-nodes / --strategy folded in."""
+def training_overrides(args, asr: str | None = None) -> list[str]:
+    """The dotted overrides with --devices / --num-nodes / --strategy (and --asr) folded in."""
     overrides = list(args.overrides)
-    for flag, key in ((args.devices, "trainer.devices"), (args.num_nodes, "trainer.num_nodes"), (args.strategy, "trainer.strategy")):
+    for flag, key in ((args.devices, "trainer.devices"), (args.num_nodes, "trainer.num_nodes"), (args.strategy, "trainer.strategy"),
+                      (asr, "trainer.monitor_asr")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
     return overrides
 
 
-def training_kwargs(args) -> dict:
+def training_kwargs(args, asr: str | None = None) -> dict:
     """preset, overrides, max_steps, max_minutes and progress, as the training functions take them."""
-    return {"preset": args.config, "overrides": training_overrides(args), "max_steps": args.max_steps, "max_minutes": args.max_minutes,
-            "progress": not args.no_progress}
+    return {"preset": args.config, "overrides": training_overrides(args, asr), "max_steps": args.max_steps, "max_minutes": args.max_minutes,
+            "progress": not args.no_progress, "resume_from": args.resume_from}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 
 # name -> module (imported lazily, so `uniwav --help` is fast)
@@ -64,9 +66,21 @@ def _known_errors():
     from uniwav.inference.lm import LanguageModelError
     from uniwav.inference.tts import PromptError
     from uniwav.inference.vocoders import VocoderMismatchError
+    from uniwav.training.run_folder import RunLockedError
 
     return (CheckpointError, ConfigError, AudioError, DataError, DemoError, VocabularyError, AlignmentError, CodesError,
-            VocoderMismatchError, PromptError, LanguageModelError, FileNotFoundError)
+            VocoderMismatchError, PromptError, LanguageModelError, RunLockedError, FileNotFoundError, ValueError)
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (when it has one worth showing)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        hidden = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if "%(default)" not in text and "default" not in text and not hidden and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,13 +104,30 @@ def main(argv=None) -> int:
         parser.parse_args(argv)  # prints usage + "invalid choice" and exits 2
         return 2
     module = importlib.import_module(SUBCOMMANDS[argv[0]])
-    parser = argparse.ArgumentParser(prog=f"uniwav {argv[0]}", description=HELP[argv[0]])
+    parser = argparse.ArgumentParser(prog=f"uniwav {argv[0]}", description=HELP[argv[0]], formatter_class=DefaultsHelpFormatter)
     module.add_arguments(parser)
+    for sub in getattr(parser, "_subparsers", None) and parser._subparsers._group_actions or []:
+        for child in sub.choices.values():
+            child.formatter_class = DefaultsHelpFormatter
     args = parser.parse_args(argv[1:])
+    from uniwav.training.run_folder import TrainingInterrupted
+
     try:
         return module.run(args) or 0
+    except TrainingInterrupted as e:
+        print(f"uniwav {argv[0]}: {e}", file=sys.stderr)
+        return e.exit_code
     except _known_errors() as e:
+        if os.environ.get("UNIWAV_DEBUG"):
+            raise
         print(f"uniwav {argv[0]}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, permissions, a folder where a file should be: the file and the reason
+        if os.environ.get("UNIWAV_DEBUG"):
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        hint = " (free some space, or write to another disk)" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        print(f"uniwav {argv[0]}: error: {where}{e.strerror or e}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"uniwav {argv[0]}: interrupted", file=sys.stderr)

@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import time
 
+from uniwav.cli.common import positive_int
 from uniwav.config import FeatureConfig
 
 
 def add_arguments(p):
     sub = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
     f = sub.add_parser("folder", help="your own corpus: DIR/<speaker>/<utt>.wav|.flac (+ <utt>.txt or DIR/transcripts.tsv)")
-    f.add_argument("--audio-dir", required=True)
+    f.add_argument("--audio-dir", required=True, help="the corpus: DIR/<speaker>/<utt>.wav|.flac")
     f.add_argument("--test-speakers", help="comma-separated speaker folders for the test split (default: ~10%% of speakers)")
     f.add_argument("--dev-speakers", help="comma-separated speaker folders for the dev split (default: ~5%% of speakers)")
     f.add_argument("--splits", help="TSV of utt_id<TAB>train|dev|test fixing every utterance's split")
     f.add_argument("--seed", type=int, default=0, help="seed of the default speaker split")
     d = sub.add_parser("demo", help="the built-in demo corpus, synthesised offline with espeak-ng")
-    d.add_argument("--minutes", type=float, default=45.0)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--speakers", type=int, default=48)
+    d.add_argument("--minutes", type=float, default=45.0, help="minutes of speech to synthesise")
+    d.add_argument("--seed", type=int, default=0, help="seed of the voices, sentences and split")
+    d.add_argument("--speakers", type=int, default=48, help="number of voices")
     for name, helptext in (("librispeech", "a local LibriSpeech copy (lhotse recipe)"), ("librilight", "a local LibriLight copy (lhotse recipe)")):
         c = sub.add_parser(name, help=helptext)
-        c.add_argument("--corpus-dir", required=True)
+        c.add_argument("--corpus-dir", required=True, help="the local copy of the corpus (nothing is downloaded)")
     for s in (f, d) + tuple(sub.choices[n] for n in ("librispeech", "librilight")):
-        s.add_argument("--out", required=True, help="output data folder")
-        s.add_argument("--sample-rate", type=int, default=16000)
-        s.add_argument("--jobs", type=int, default=2, help="parallel processes")
+        s.add_argument("--out", required=True, help="output data folder (new or empty; an earlier prepare of the same input is rebuilt)")
+        s.add_argument("--sample-rate", type=positive_int, default=16000, help="sample rate of the prepared audio (Hz)")
+        s.add_argument("--jobs", type=positive_int, default=2, help="parallel processes")
 
 
 def _split_list(value):
@@ -33,6 +34,7 @@ def _split_list(value):
 
 
 def run(args):
+    from uniwav.data.manifests import available_splits
     from uniwav.data.stats import ensure_stats
 
     t0 = time.time()
@@ -57,5 +59,6 @@ def run(args):
         print(prepare_librilight_dir(args.corpus_dir, args.out, args.jobs))
     if report is not None:
         print(f"prepared {args.out}:\n{report.summary()}")
-    ensure_stats(args.out, FeatureConfig(sample_rate=args.sample_rate, fmax=min(8000.0, args.sample_rate / 2)))
+    if "train" in available_splits(args.out):  # an evaluation-only corpus is scored with each model's own statistics
+        ensure_stats(args.out, FeatureConfig(sample_rate=args.sample_rate, fmax=min(8000.0, args.sample_rate / 2)))
     print(f"done in {time.time() - t0:.1f} s")

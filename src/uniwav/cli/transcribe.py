@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from uniwav.cli.common import positive_int
+
 import json
 
 
 def add_arguments(p):
     p.add_argument("--model", required=True, help="fine-tuned ASR run or export folder")
     p.add_argument("files", nargs="+", help="audio files (any rate / channels: converted)")
-    p.add_argument("--beam", type=int, default=1, help="1 = greedy, >1 = CTC prefix beam search")
-    p.add_argument("--chunk-seconds", type=float, default=30.0)
+    p.add_argument("--beam", type=positive_int, default=1, help="1 = greedy, >1 = CTC prefix beam search")
+    p.add_argument("--chunk-seconds", type=float, default=30.0, help="longer files are cut into windows of this length, overlapping by 2 s")
     p.add_argument("--json", action="store_true", help="print one JSON object per file")
     add_lm_arguments(p)
 
@@ -31,13 +33,28 @@ def lm_decoder(args, model):
 
 
 def run(args):
-    from uniwav.data.audio import read_audio
-    from uniwav.inference.transcribe import transcribe
+    import sys
+
+    from uniwav.config import ConfigError
+    from uniwav.data.audio import AudioError, read_audio
+    from uniwav.inference.transcribe import OVERLAP_SECONDS, transcribe
     from uniwav.models.ctc import CTCModel
 
+    if not args.chunk_seconds > OVERLAP_SECONDS:
+        raise ConfigError(f"--chunk-seconds must be longer than the {OVERLAP_SECONDS:g} s the windows overlap, got {args.chunk_seconds:g}")
     model = CTCModel.from_pretrained(args.model)
-    wavs = [read_audio(f, model.cfg.features.sample_rate)[0] for f in args.files]
     lm = lm_decoder(args, model)
-    texts = transcribe(model, wavs, beam=args.beam, chunk_seconds=args.chunk_seconds, lm=lm)
-    for f, t in zip(args.files, texts):
+    good, wavs, bad = [], [], []
+    for f in args.files:  # a broken file is reported; the others are still transcribed
+        try:
+            wavs.append(read_audio(f, model.cfg.features.sample_rate)[0])
+            good.append(f)
+        except AudioError as e:
+            bad.append(f)
+            print(f"uniwav transcribe: error: {e}", file=sys.stderr)
+    texts = transcribe(model, wavs, beam=args.beam, chunk_seconds=args.chunk_seconds, lm=lm) if wavs else []
+    for f, t in zip(good, texts):
         print(json.dumps({"file": f, "text": t}) if args.json else f"{f}\t{t}")
+    if bad:
+        print(f"uniwav transcribe: {len(bad)} of {len(args.files)} files could not be read (see above)", file=sys.stderr)
+        return 2

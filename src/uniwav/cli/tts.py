@@ -5,47 +5,71 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from uniwav.cli.common import positive_float, positive_int
+
 
 def add_arguments(p):
     p.add_argument("--model", required=True, help="TTS run or export (uniwav finetune-tts)")
     p.add_argument("--prompt", default=None, help="voice prompt audio (about 3 s; any rate / channels: converted)")
     p.add_argument("--prompt-text", default=None, help="the prompt's transcript (sets the speaking rate)")
-    p.add_argument("--text", default=None, help="what to say")
-    p.add_argument("-o", "--output", default=None)
+    p.add_argument("--text", default=None, help="what to say (numbers and symbols like %% & $ are spelled out in English)")
+    p.add_argument("-o", "--output", default=None, help="output .wav or .flac")
     p.add_argument("--batch", default=None, help="TSV with columns prompt, text, output (and optionally prompt_text)")
     p.add_argument("--asr", default=None, help="CTC model: transcribes/aligns the prompt when --prompt-text is missing")
-    p.add_argument("--nfe", type=int, default=16)
-    p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance weight (0 = off)")
-    p.add_argument("--speed", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--nfe", type=positive_int, default=None, help="network evaluations of the ODE solver (default: the model's sampler)")
+    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance weight, 0 = off (default: the model's sampler)")
+    p.add_argument("--sway", type=float, default=None, help="sway sampling coefficient of the time grid, F5-TTS uses -1 "
+                   "(default: the model's sampler)")
+    p.add_argument("--speed", type=positive_float, default=1.0, help="speaking rate relative to the prompt's")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generation noise")
     p.add_argument("--vocoder", default=None, help="our vocoder run/export or a public Vocos folder (default: Griffin-Lim)")
 
 
-def run(args):
+def jobs_of(args) -> list[dict]:
     from uniwav.config import ConfigError
-    from uniwav.data.audio import read_audio, write_audio
+
+    if args.batch:
+        try:
+            with open(args.batch, newline="", encoding="utf-8") as f:
+                jobs = list(csv.DictReader(f, delimiter="\t"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{args.batch}: not UTF-8 text") from None
+        missing = {"prompt", "text", "output"} - set(jobs[0] if jobs else {})
+        if missing:
+            raise ConfigError(f"{args.batch}: needs a header with columns prompt, text, output (missing {sorted(missing)})")
+        return jobs
+    if not (args.prompt and args.text and args.output):
+        raise ConfigError("give --prompt, --text and -o, or --batch FILE.tsv")
+    return [{"prompt": args.prompt, "text": args.text, "output": args.output, "prompt_text": args.prompt_text}]
+
+
+def run(args):
+    import dataclasses
+
+    from uniwav.config import ConfigError
+    from uniwav.data.audio import check_output_audio, read_audio, write_audio
     from uniwav.inference.tts import synthesize
     from uniwav.inference.vocoders import Synthesizer
     from uniwav.models.ctc import CTCModel
     from uniwav.models.tts import TTSModel
 
-    if args.batch:
-        with open(args.batch, newline="") as f:
-            jobs = list(csv.DictReader(f, delimiter="\t"))
-        missing = {"prompt", "text", "output"} - set(jobs[0] if jobs else {})
-        if missing:
-            raise ConfigError(f"{args.batch}: needs a header with columns prompt, text, output (missing {sorted(missing)})")
-    else:
-        if not (args.prompt and args.text and args.output):
-            raise ConfigError("give --prompt, --text and -o, or --batch FILE.tsv")
-        jobs = [{"prompt": args.prompt, "text": args.text, "output": args.output, "prompt_text": args.prompt_text}]
+    jobs = jobs_of(args)
+    outputs = [check_output_audio(job["output"]) for job in jobs]  # before any synthesis
+    twice = sorted({str(o) for o in outputs if outputs.count(o) > 1})
+    if twice:
+        raise ConfigError(f"the same output is asked for twice: {', '.join(twice)}")
     model = TTSModel.from_pretrained(args.model)
+    given = {"nfe": args.nfe, "guidance": args.cfg, "sway": args.sway}
+    sampler = dataclasses.replace(model.cfg.sampler, **{k: v for k, v in given.items() if v is not None})
+    sampler.validate()
+    for job in jobs:
+        model.encode_text(job["text"])  # refuse text that cannot be spoken before any synthesis
     synth = Synthesizer(model.cfg.features, args.vocoder)
     asr = CTCModel.from_pretrained(args.asr) if args.asr else None
     sr = model.cfg.features.sample_rate
-    for job in jobs:
+    for job, output in zip(jobs, outputs):
         wav, _ = read_audio(job["prompt"], sr)
-        out = synthesize(model, wav, job["text"], synth, prompt_text=job.get("prompt_text") or None, asr=asr, nfe=args.nfe,
-                         guidance=args.cfg, speed=args.speed, seed=args.seed, source=job["prompt"])
-        write_audio(Path(job["output"]), out, sr)
-        print(f"{job['output']}: {len(out) / sr:.2f} s, NFE {args.nfe}, cfg {args.cfg}, {synth.name}")
+        out = synthesize(model, wav, job["text"], synth, prompt_text=job.get("prompt_text") or None, asr=asr, sampler=sampler,
+                         speed=args.speed, seed=args.seed, source=job["prompt"])
+        write_audio(Path(output), out, sr)
+        print(f"{output}: {len(out) / sr:.2f} s, NFE {sampler.nfe}, guidance {sampler.guidance:g}, sway {sampler.sway:g}, {synth.name}")

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 def add_arguments(p):
     p.add_argument("input", help="audio file")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-o", "--output", required=True, help="output .wav or .flac")
     p.add_argument("--vocoder", default=None, help="our vocoder run/export or a public Vocos folder (default: Griffin-Lim)")
     p.add_argument("--model", default=None, help="use this model's feature config (default: the vocoder's)")
 
 
 def run(args):
     from uniwav.config import FeatureConfig, from_dict
-    from uniwav.data.audio import read_audio, write_audio
+    from uniwav.data.audio import check_output_audio, read_audio, write_audio
     from uniwav.features.mel import LogMel
     from uniwav.inference.vocoders import Synthesizer, load_vocoder_model
     from uniwav.models.pretrained import load_model_config
 
+    check_output_audio(args.output)
     if args.model:
         features = from_dict(FeatureConfig, load_model_config(args.model)["features"])
     elif args.vocoder:

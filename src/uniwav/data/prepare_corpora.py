@@ -3,12 +3,15 @@ recipes (nothing is downloaded), written in the same split layout as every other
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from lhotse import RecordingSet, SupervisionSet
 
 from uniwav.data.manifests import DataError, write_split
+from uniwav.data.output import REPORT, prepared_folder
 from uniwav.data.text import normalize_text
+from uniwav.utils import atomic_write_text
 
 LIBRISPEECH_SPLITS = {  # our split name -> LibriSpeech parts that go into it
     "train": ("train-clean-100", "train-clean-360", "train-other-500", "mini_librispeech_train_clean_5"),
@@ -45,11 +48,13 @@ def prepare_librispeech_dir(corpus_dir, out_dir, num_jobs: int = 2) -> dict:
     if not manifests:
         raise DataError(f"{corpus_dir}: no LibriSpeech parts found (expected e.g. {corpus_dir}/train-clean-100/<spk>/<chapter>/*.flac)")
     written = {}
-    for split, parts in LIBRISPEECH_SPLITS.items():
-        combined = _combine(manifests, parts)
-        if combined:
-            cuts = write_split(out_dir, split, *combined)
-            written[split] = len(cuts)
+    with prepared_folder(out_dir, str(corpus_dir.resolve())) as staging:
+        for split, parts in LIBRISPEECH_SPLITS.items():
+            combined = _combine(manifests, parts)
+            if combined:
+                cuts = write_split(staging, split, *combined)
+                written[split] = len(cuts)
+        atomic_write_text(staging / REPORT, json.dumps({"source": str(corpus_dir.resolve()), "splits": written}, indent=1))
     return written
 
 
@@ -70,8 +75,10 @@ def prepare_librilight_dir(corpus_dir, out_dir, num_jobs: int = 2, window_second
         sups.extend(part["supervisions"])
     if not recs:
         raise DataError(f"{corpus_dir}: no LibriLight audio found (expected small/ medium/ large/ folders)")
-    write_split(out_dir, "train", RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups))
-    windows = CutSet.from_file(Path(out_dir) / "train" / "cuts.jsonl.gz").cut_into_windows(duration=window_seconds)
-    with atomic_path(Path(out_dir) / "train" / "cuts.jsonl.gz", suffix=".jsonl.gz") as tmp:
-        windows.to_file(tmp)
+    with prepared_folder(out_dir, str(corpus_dir.resolve())) as staging:
+        write_split(staging, "train", RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups))
+        windows = CutSet.from_file(staging / "train" / "cuts.jsonl.gz").cut_into_windows(duration=window_seconds)
+        with atomic_path(staging / "train" / "cuts.jsonl.gz", suffix=".jsonl.gz") as tmp:
+            windows.to_file(tmp)
+        atomic_write_text(staging / REPORT, json.dumps({"source": str(corpus_dir.resolve()), "splits": {"train": len(windows)}}, indent=1))
     return {"train": len(windows)}

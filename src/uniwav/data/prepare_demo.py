@@ -9,6 +9,7 @@ and prepared by the same code path as a user's own folder.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
@@ -21,7 +22,8 @@ import soxr
 from tqdm import tqdm
 
 from uniwav.data.audio import write_audio
-from uniwav.data.prepare_folder import PrepareReport, prepare_folder
+from uniwav.data.output import REPORT, prepared_folder
+from uniwav.data.prepare_folder import PrepareReport, prepare_into
 from uniwav.data.text import normalize_text
 from uniwav.utils import atomic_write_text
 
@@ -111,9 +113,23 @@ def prepare_demo(
     out_dir, minutes: float = 45.0, seed: int = 0, num_speakers: int = 48, test_speakers: int = 6, dev_speakers: int = 2,
     sample_rate: int = 16000, num_workers: int = 2, progress: bool = True,
 ) -> PrepareReport:
-    """Synthesise ~``minutes`` of speech into ``out_dir/audio`` and prepare it into ``out_dir``."""
+    """Synthesise ~``minutes`` of speech into ``out_dir/audio`` and prepare it into ``out_dir`` (which
+    appears only when all of it is written; an earlier demo corpus there is replaced)."""
     exe = espeak_binary()
-    out_dir = Path(out_dir)
+    source = f"uniwav demo corpus (minutes={minutes:g}, seed={seed}, speakers={num_speakers}, test={test_speakers}, dev={dev_speakers})"
+    with prepared_folder(out_dir, source) as staging:
+        test_ids, dev_ids = _synthesise_into(staging, exe, minutes, seed, num_speakers, test_speakers, dev_speakers, sample_rate,
+                                             num_workers, progress)
+        result = prepare_into(staging / "audio", staging, Path(out_dir).resolve(), sample_rate=sample_rate, test_speakers=test_ids,
+                              dev_speakers=dev_ids, num_workers=num_workers, progress=progress)
+        result.source = source
+        atomic_write_text(staging / REPORT, json.dumps(result.__dict__, indent=1))
+    return result
+
+
+def _synthesise_into(out_dir: Path, exe: str, minutes: float, seed: int, num_speakers: int, test_speakers: int, dev_speakers: int,
+                     sample_rate: int, num_workers: int, progress: bool) -> tuple[list, list]:
+    """The demo's audio and transcripts in ``out_dir/audio/<speaker>/``; returns (test speakers, dev speakers)."""
     audio_dir = out_dir / "audio"
     rng = random.Random(seed)
     sentences = load_sentences()
@@ -144,5 +160,4 @@ def prepare_demo(
             bar.update(round(min(len(wav) / sample_rate, max(0.0, budget - bar.n))))
         bar.close()
     atomic_write_text(out_dir / "speakers.tsv", "".join(f"{s['id']}\t{s['voice']}\t{s['pitch']}\t{s['speed']}\n" for s in speakers))
-    return prepare_folder(audio_dir, out_dir, sample_rate=sample_rate, test_speakers=test_ids, dev_speakers=dev_ids,
-                          num_workers=num_workers, progress=progress)
+    return test_ids, dev_ids

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from uniwav.data.audio import AUDIO_SUFFIXES, AudioError, read_audio, write_audio
 from uniwav.data.manifests import SPLITS, DataError, write_split
-from uniwav.data.text import normalize_text
+from uniwav.data.output import REPORT, prepared_folder
+from uniwav.data.text import normalize_text, unspoken_characters
 from uniwav.utils import atomic_write_text, stable_seed
 
 IGNORED_SUFFIXES = {".txt", ".tsv", ".lab", ".json", ".md"}
@@ -31,10 +32,12 @@ class Utterance:
     speaker: str
     path: Path
     text: Optional[str] = None
+    broken: str = ""  # why its transcript could not be read (the utterance is skipped)
 
 
 @dataclass
 class PrepareReport:
+    source: str = ""  # the input (a later prepare of the same input may rebuild the folder)
     splits: dict = field(default_factory=dict)  # split -> {"utterances", "hours", "speakers"}
     problems: list = field(default_factory=list)  # [path, reason]: skipped files
     converted: list = field(default_factory=list)  # [path, what was done]
@@ -54,11 +57,18 @@ class PrepareReport:
         return "\n".join(lines)
 
 
+def _read_utf8(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 4]!r}); save it as UTF-8") from None
+
+
 def _read_transcripts(audio_dir: Path, utts: list[Utterance], report: PrepareReport) -> None:
     tsv = audio_dir / "transcripts.tsv"
     table = {}
     if tsv.is_file():
-        for n, line in enumerate(tsv.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(_read_utf8(tsv).splitlines(), 1):
             if not line.strip():
                 continue
             if "\t" not in line:
@@ -72,8 +82,16 @@ def _read_transcripts(audio_dir: Path, utts: list[Utterance], report: PrepareRep
             sidecar = u.path.with_suffix(".txt")
             if not sidecar.is_file():
                 continue
-            raw, where = sidecar.read_text(encoding="utf-8"), str(sidecar)
+            try:
+                raw, where = _read_utf8(sidecar), str(sidecar)
+            except DataError as e:
+                u.broken = str(e)
+                continue
         text = normalize_text(raw)
+        dropped = unspoken_characters(raw)
+        if dropped:
+            report.warnings.append([where, f"characters {''.join(dropped)!r} cannot be written with a-z and were left out of the "
+                                           "transcript; write them as words if they are spoken"])
         if not text:
             report.warnings.append([where, "empty transcript (utterance kept without text)"])
             continue
@@ -122,14 +140,22 @@ def assign_splits(speakers: list[str], seed: int = 0, test: Optional[list] = Non
 
 
 def _read_splits_file(path: Path, utts: list[Utterance]) -> dict:
-    table = {}
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+    table, duplicates = {}, []
+    for n, line in enumerate(_read_utf8(Path(path)).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split("\t")
         if len(parts) != 2 or parts[1].strip() not in SPLITS:
             raise DataError(f"{path}:{n}: expected 'utt_id<TAB>train|dev|test', got {line[:60]!r}")
-        table[parts[0].strip()] = parts[1].strip()
+        utt_id = parts[0].strip()
+        if utt_id in table:
+            duplicates.append(f"{utt_id} (line {n})")
+        table[utt_id] = parts[1].strip()
+    if duplicates:
+        raise DataError(f"{path}: utterances listed twice: {', '.join(duplicates[:20])}")
+    unknown = sorted(set(table) - {u.utt_id for u in utts})
+    if unknown:
+        raise DataError(f"{path}: {len(unknown)} ids are not utterances of the audio folder: {', '.join(unknown[:20])}")
     for u in utts:
         if u.utt_id not in table:
             raise DataError(f"{path}: utterance {u.utt_id} ({u.path}) is not listed; every utterance needs a split")
@@ -142,24 +168,27 @@ def _check_one(args):
         wav, info = read_audio(path, sample_rate, min_seconds=min_seconds)
     except AudioError as e:
         return None, e.reason, None
-    return (wav if info.conversions else None), None, (len(wav), info.conversions)
+    return (wav if info.conversions else None), None, (len(wav), info.conversions, info.warnings)
 
 
-def prepare_folder(
-    audio_dir,
-    out_dir,
-    sample_rate: int = 16000,
-    test_speakers: Optional[list] = None,
-    dev_speakers: Optional[list] = None,
-    splits_file=None,
-    seed: int = 0,
-    min_seconds: float = 0.1,
-    num_workers: int = 2,
-    progress: bool = True,
-) -> PrepareReport:
-    """Scan, check, convert and split a speaker-folder corpus; write manifests to ``out_dir``."""
-    audio_dir, out_dir = Path(audio_dir).resolve(), Path(out_dir).resolve()
-    report = PrepareReport()
+def prepare_folder(audio_dir, out_dir, sample_rate: int = 16000, test_speakers: Optional[list] = None, dev_speakers: Optional[list] = None,
+                   splits_file=None, seed: int = 0, min_seconds: float = 0.1, num_workers: int = 2, progress: bool = True) -> PrepareReport:
+    """Scan, check, convert and split a speaker-folder corpus; write manifests to ``out_dir``, which
+    appears only when everything is written (``data.output.prepared_folder``)."""
+    audio_dir = Path(audio_dir).resolve()
+    with prepared_folder(out_dir, str(audio_dir)) as staging:
+        return prepare_into(audio_dir, staging, Path(out_dir).resolve(), sample_rate, test_speakers, dev_speakers, splits_file, seed,
+                            min_seconds, num_workers, progress)
+
+
+def prepare_into(audio_dir: Path, staging: Path, final: Path, sample_rate: int = 16000, test_speakers: Optional[list] = None,
+                 dev_speakers: Optional[list] = None, splits_file=None, seed: int = 0, min_seconds: float = 0.1, num_workers: int = 2,
+                 progress: bool = True) -> PrepareReport:
+    """``prepare_folder``'s work, written into ``staging``; paths in the manifests point where
+    ``staging`` will be (``final``). Corpora without a train split (evaluation only) are fine."""
+    if sample_rate <= 0:
+        raise DataError(f"--sample-rate must be positive, got {sample_rate}")
+    report = PrepareReport(source=str(audio_dir))
     utts = _scan(audio_dir, report)
     _read_transcripts(audio_dir, utts, report)
     if splits_file is not None:
@@ -167,53 +196,56 @@ def prepare_folder(
     else:
         by_speaker = assign_splits([u.speaker for u in utts], seed, test_speakers, dev_speakers)
         split_of_utt = {u.utt_id: by_speaker[u.speaker] for u in utts}
+    for u in utts:
+        if u.broken:
+            report.problems.append([str(u.path), u.broken])
 
-    labelled = any(u.text for u in utts)
-    if labelled:
-        for u in utts:
+    jobs = [(u.path, sample_rate, min_seconds) for u in utts if not u.broken]
+    usable = [u for u in utts if not u.broken]
+    checked = []  # (utterance, audio path, samples) of every readable file
+    with ProcessPoolExecutor(max_workers=max(1, num_workers)) as pool:
+        results = pool.map(_check_one, jobs, chunksize=16)
+        for u, (converted, problem, meta) in tqdm(zip(usable, results), total=len(usable), desc="checking audio", disable=not progress):
+            if problem is not None:
+                report.problems.append([str(u.path), problem])
+                continue
+            num_samples, conversions, warnings = meta
+            report.warnings.extend([str(u.path), w] for w in warnings)
+            path = final / u.path.relative_to(staging) if u.path.is_relative_to(staging) else u.path  # where it will be
+            if converted is not None:
+                written = staging / "audio" / u.speaker / f"{u.utt_id}.wav"
+                write_audio(written, converted, sample_rate)
+                path = final / written.relative_to(staging)
+                report.converted.append([str(u.path), ", ".join(conversions) + f" (written to {path})"])
+            checked.append((u, path, num_samples))
+
+    labelled = any(u.text for u, _, _ in checked)
+    if labelled:  # checked after the audio: a broken file is reported as broken, not as untranscribed
+        for u, _, _ in checked:
             if split_of_utt[u.utt_id] in ("dev", "test") and not u.text:
                 raise DataError(
                     f"utterance {u.utt_id} ({u.path}) in split '{split_of_utt[u.utt_id]}' has no transcript; "
                     "in a transcribed corpus every dev/test utterance needs one"
                 )
-
-    jobs = [(u.path, sample_rate, min_seconds) for u in utts]
     recordings = {s: [] for s in SPLITS}
     supervisions = {s: [] for s in SPLITS}
-    with ProcessPoolExecutor(max_workers=max(1, num_workers)) as pool:
-        results = pool.map(_check_one, jobs, chunksize=16)
-        for u, (converted, problem, meta) in tqdm(zip(utts, results), total=len(utts), desc="checking audio", disable=not progress):
-            if problem is not None:
-                report.problems.append([str(u.path), problem])
-                continue
-            num_samples, conversions = meta
-            path = u.path
-            if converted is not None:
-                path = out_dir / "audio" / u.speaker / f"{u.utt_id}.wav"
-                write_audio(path, converted, sample_rate)
-                report.converted.append([str(u.path), ", ".join(conversions) + f" (written to {path})"])
-            split = split_of_utt[u.utt_id]
-            duration = num_samples / sample_rate
-            recordings[split].append(
-                Recording(
-                    id=u.utt_id, sources=[AudioSource(type="file", channels=[0], source=str(path))],
-                    sampling_rate=sample_rate, num_samples=num_samples, duration=duration,
-                )
-            )
-            supervisions[split].append(
-                SupervisionSegment(id=u.utt_id, recording_id=u.utt_id, start=0.0, duration=duration, channel=0, text=u.text, speaker=u.speaker)
-            )
-
+    for u, path, num_samples in checked:
+        split = split_of_utt[u.utt_id]
+        duration = num_samples / sample_rate
+        recordings[split].append(Recording(id=u.utt_id, sources=[AudioSource(type="file", channels=[0], source=str(path))],
+                                           sampling_rate=sample_rate, num_samples=num_samples, duration=duration))
+        supervisions[split].append(SupervisionSegment(id=u.utt_id, recording_id=u.utt_id, start=0.0, duration=duration, channel=0,
+                                                      text=u.text, speaker=u.speaker))
     for split in SPLITS:
         if not recordings[split]:
             continue
-        write_split(out_dir, split, RecordingSet.from_recordings(recordings[split]), SupervisionSet.from_segments(supervisions[split]))
+        write_split(staging, split, RecordingSet.from_recordings(recordings[split]), SupervisionSet.from_segments(supervisions[split]))
         report.splits[split] = {
             "utterances": len(recordings[split]),
             "hours": sum(r.duration for r in recordings[split]) / 3600,
             "speakers": len({s.speaker for s in supervisions[split]}),
         }
-    if "train" not in report.splits:
-        raise DataError(f"{audio_dir}: no usable training audio (every file was skipped or held out)")
-    atomic_write_text(out_dir / "prepare_report.json", json.dumps(report.__dict__, indent=1))
+    if not report.splits:
+        raise DataError(f"{audio_dir}: no usable audio (every file was skipped); nothing was written")
+    atomic_write_text(staging / REPORT, json.dumps(report.__dict__, indent=1))
     return report

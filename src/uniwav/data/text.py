@@ -7,20 +7,66 @@ import unicodedata
 
 _KEEP = re.compile(r"[^a-z' ]+")
 _SPACES = re.compile(r"\s+")
+# a number, with thousands separators and decimals, and an ordinal or plural ending: 42, 1,000, 3.14, 21st, 1990s
+_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(st|nd|rd|th|s)?(?![\w])")
+# symbols that stand for words (English)
+_SYMBOL_WORDS = {"&": "and", "%": "percent", "+": "plus", "@": "at", "=": "equals", "$": "dollars", "€": "euros", "£": "pounds"}
+
+
+def _number_words(match: re.Match) -> str:
+    from num2words import num2words
+
+    whole, decimals, ending = match.group(1).replace(",", ""), match.group(2), match.group(3)
+    if ending in ("st", "nd", "rd", "th") and not decimals:
+        return f" {num2words(int(whole), to='ordinal')} "
+    words = num2words(float(whole + decimals) if decimals else int(whole), lang="en")
+    if decimals:  # num2words rounds floats: say every digit as written
+        words = num2words(int(whole)) + " point " + " ".join(num2words(int(d)) for d in decimals[1:])
+    if ending == "s":  # 1990s -> nineteen nineties, 80s -> eighties
+        words = num2words(int(whole), to="year") if len(whole) == 4 else words
+        words = words[:-1] + "ies" if words.endswith("y") else words + "s"
+    return f" {words} "
+
+
+_CURRENCY = re.compile(r"([$€£])\s?(\d[\d,]*(?:\.\d+)?)")
+
+
+def spell_out(text: str) -> str:
+    """Numbers and word-like symbols as English words: "saves 9" -> "saves nine", "50%" -> "fifty percent",
+    "$5" -> "five dollars"."""
+    text = _CURRENCY.sub(lambda m: f" {m.group(2)} {_SYMBOL_WORDS[m.group(1)]} ", text)
+    text = _NUMBER.sub(_number_words, text)
+    for symbol, word in _SYMBOL_WORDS.items():
+        text = text.replace(symbol, f" {word} ")
+    return text
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
 
 
 def normalize_text(text: str) -> str:
-    """Lower-case, strip accents, keep letters, apostrophes and single spaces.
-
-    Digits are not spelled out: a corpus with numbers should be written out beforehand
-    (the demo corpus only uses sentences without digits).
-    """
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    """Lower-case, strip accents, spell out numbers and word-like symbols (English, num2words), keep
+    letters a-z, apostrophes and single spaces. Punctuation is dropped; so is anything else that
+    cannot be written with those letters (``unspoken_characters`` names it, so that nobody loses
+    words without being told)."""
+    text = spell_out(_fold(text))
     text = text.replace("-", " ")
     text = _KEEP.sub(" ", text)
     text = " ".join(w.strip("'") for w in _SPACES.sub(" ", text).split())
     return _SPACES.sub(" ", text).strip()
+
+
+def unspoken_characters(text: str) -> list[str]:
+    """Characters of ``text`` that ``normalize_text`` drops although they carry words (letters of
+    other alphabets, digits it could not read, symbols), as opposed to punctuation and spaces."""
+    dropped = set()
+    for ch in spell_out(_fold(text)):
+        if ch in "' " or "a" <= ch <= "z" or unicodedata.category(ch)[0] in ("P", "Z", "C"):
+            continue
+        dropped.add(ch)
+    return sorted(dropped)
 
 
 BLANK = "<blank>"

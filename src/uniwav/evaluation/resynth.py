@@ -18,7 +18,7 @@ from tqdm import tqdm
 from uniwav.evaluation import scorers
 from uniwav.inference.transcribe import transcribe
 from uniwav.inference.codes import Codes
-from uniwav.inference.resynthesis import audio_to_codes, codes_to_audio
+from uniwav.inference.resynthesis import audio_to_codes, codes_to_audio, resynthesize
 from uniwav.inference.vocoders import Synthesizer
 
 GROUND_TRUTH = "ground truth (vocoded)"
@@ -29,12 +29,18 @@ def _mean(values):
     return float(np.mean(values)) if values else None
 
 
-def evaluate_resynth(tokenizer, cuts, bitrates: Sequence[float], synth: Synthesizer, nfe: int = 16, asr_model=None,
-                     whisper_dir: Optional[str] = None, speaker: bool = True, dnsmos: bool = False,
-                     max_utterances: Optional[int] = None, progress: bool = True) -> dict:
+UNQUANTIZED = "unquantized z (decoder ceiling)"
+
+
+def evaluate_resynth(tokenizer, cuts, bitrates: Sequence[float], synth: Synthesizer, asr_model=None, whisper_dir: Optional[str] = None,
+                     speaker: bool = True, dnsmos: bool = False, max_utterances: Optional[int] = None, progress: bool = True,
+                     unquantized: bool = False, **sampling) -> dict:
+    """Rows: the vocoded original, the decoder from unquantised z (``unquantized``), each bitrate.
+    ``sampling`` replaces fields of the tokenizer's sampler (nfe=, method=, sway=)."""
     sr = tokenizer.cfg.features.sample_rate
     cuts = list(cuts)[:max_utterances]
-    levels = {GROUND_TRUTH: None, **{f"{b:g} bit/s": tokenizer.quantizers_for(b) for b in bitrates}}
+    levels = {GROUND_TRUTH: None, **({UNQUANTIZED: 0} if unquantized else {}),
+              **{f"{b:g} bit/s": tokenizer.quantizers_for(b) for b in bitrates}}
     audio = {name: [] for name in levels}
     refs, texts, ids, measured = [], [], [], {name: [] for name in levels}
     for cut in tqdm(cuts, desc="resynthesis", disable=not progress):
@@ -46,11 +52,13 @@ def evaluate_resynth(tokenizer, cuts, bitrates: Sequence[float], synth: Synthesi
         for name, n in levels.items():
             if n is None:
                 out = synth(mel[0]).numpy()
+            elif n == 0:
+                out = resynthesize(tokenizer, wav, None, synth, **sampling)
             else:
                 codes = audio_to_codes(tokenizer, wav, n)
                 c = Codes([cut.id], [codes], tokenizer.bitrate(n), tokenizer.frame_rate, tokenizer.quantizer.codebook_size, "")
                 measured[name].append(c.measured_bitrate())
-                out = codes_to_audio(tokenizer, codes, synth, nfe)
+                out = codes_to_audio(tokenizer, codes, synth, **sampling)
             audio[name].append(out[: len(wav)] if len(out) >= len(wav) else np.pad(out, (0, len(wav) - len(out))))
 
     speaker_sim = scorers.SpeakerSimilarity() if speaker and scorers.SpeakerSimilarity.available() else None
@@ -77,7 +85,7 @@ def evaluate_resynth(tokenizer, cuts, bitrates: Sequence[float], synth: Synthesi
             row["whisper_cer"], row["whisper_wer"] = rates["cer"], rates["wer"]
         rows[name] = row
         per_utt.append({"system": name, "utterances": utt})
-    return {"rows": rows, "n": len(refs), "nfe": nfe, "vocoder": synth.name,
+    return {"rows": rows, "n": len(refs), "sampling": sampling, "vocoder": synth.name,
             "scorers": {"speaker_sim": speaker_sim is not None, "whisper": whisper is not None, "dnsmos": mos is not None,
                         "asr": asr_model is not None},
             "per_utterance": per_utt, "_audio": audio}

@@ -62,20 +62,37 @@ def save_codes(path, names, codes, tokenizer) -> Codes:
 
 
 def load_codes(path, tokenizer=None) -> Codes:
-    """Read a codes file; with ``tokenizer``, refuse codes it did not make."""
+    """Read a codes file; refuse one that is damaged, whose codes are not whole numbers in
+    0..codebook_size-1, whose header disagrees with its codes, or (with ``tokenizer``) that another
+    model made. Every refusal is a CodesError naming the file."""
+    import zipfile
+
     path = Path(path)
     if not path.is_file():
         raise CodesError(f"{path}: codes file not found")
     try:
         with np.load(path, allow_pickle=False) as z:
             names = [str(s) for s in z["names"]]
-            codes = [z[f"codes_{i}"].astype(np.int64) for i in range(len(names))]
-            out = Codes(names, codes, float(z["bitrate"]), float(z["frame_rate"]), int(z["codebook_size"]), str(z["model"]))
-    except (KeyError, ValueError, OSError) as e:
-        raise CodesError(f"{path}: not a uniwav codes file ({e})") from None
+            raw = [z[f"codes_{i}"] for i in range(len(names))]
+            header = {k: z[k].item() for k in ("bitrate", "frame_rate", "codebook_size", "num_quantizers")}
+            model = str(z["model"])
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise CodesError(f"{path}: not a readable uniwav codes file (damaged or truncated?): {type(e).__name__}: {str(e)[:120]}") from None
+    size, n = int(header["codebook_size"]), int(header["num_quantizers"])
+    for name, c in zip(names, raw):
+        if not np.issubdtype(c.dtype, np.integer):
+            raise CodesError(f"{path}: codes of {name} are {c.dtype}, not whole numbers")
+        if c.ndim != 2 or c.shape[1] != n:
+            raise CodesError(f"{path}: codes of {name} have shape {c.shape}, the header says {n} codebook(s) per frame")
+        if c.size and (int(c.min()) < 0 or int(c.max()) >= size):
+            raise CodesError(f"{path}: codes of {name} lie in {int(c.min())}..{int(c.max())}, outside 0..{size - 1}")
+    out = Codes(names, [c.astype(np.int64) for c in raw], float(header["bitrate"]), float(header["frame_rate"]), size, model)
     if abs(out.measured_bitrate() - out.bitrate) > 1e-6:
         raise CodesError(f"{path}: header says {out.bitrate:g} bit/s but the codes hold {out.measured_bitrate():g} bit/s")
-    if tokenizer is not None and out.model != tokenizer.fingerprint():
-        raise CodesError(f"{path}: these codes were made by another tokenizer (fingerprint {out.model}, this model "
-                         f"{tokenizer.fingerprint()}); decode them with the model that wrote them")
+    if tokenizer is not None:
+        if out.model != tokenizer.fingerprint():
+            raise CodesError(f"{path}: these codes were made by another tokenizer (fingerprint {out.model}, this model "
+                             f"{tokenizer.fingerprint()}); decode them with the model that wrote them")
+        if abs(out.frame_rate - tokenizer.frame_rate) > 1e-6:
+            raise CodesError(f"{path}: codes at {out.frame_rate:g} frames/s, the model runs at {tokenizer.frame_rate:g}")
     return out

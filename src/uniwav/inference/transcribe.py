@@ -14,6 +14,7 @@ from uniwav.inference.ctc_decode import greedy_decode, prefix_beam_search
 
 
 LM_BEAM = 32  # beam width with a language model when none is asked for
+OVERLAP_SECONDS = 2.0  # long inputs: windows overlap by this much
 
 
 def _windows(n: int, chunk: int, step: int) -> list[int]:
@@ -24,7 +25,8 @@ def _windows(n: int, chunk: int, step: int) -> list[int]:
 
 
 @torch.no_grad()
-def stitched_log_probs(model, wavs, chunk_seconds: float = 30.0, overlap_seconds: float = 2.0, batch_seconds: float = 240.0) -> list[np.ndarray]:
+def stitched_log_probs(model, wavs, chunk_seconds: float = 30.0, overlap_seconds: float = OVERLAP_SECONDS,
+                       batch_seconds: float = 240.0) -> list[np.ndarray]:
     """Log-probs [T_i, V] for each waveform, computed in length-sorted batches of windows."""
     c = model.cfg.features
     hop = c.hop_length
@@ -68,7 +70,7 @@ def stitched_log_probs(model, wavs, chunk_seconds: float = 30.0, overlap_seconds
     return out
 
 
-def transcribe(model, wavs, beam: int = 1, chunk_seconds: float = 30.0, overlap_seconds: float = 2.0, lm=None) -> list[str] | str:
+def transcribe(model, wavs, beam: int = 1, chunk_seconds: float = 30.0, overlap_seconds: float = OVERLAP_SECONDS, lm=None) -> list[str] | str:
     """Text of one 1-D waveform at the model's sample rate, or texts of a list of them: greedy when
     beam == 1, CTC prefix beam search otherwise, or beam search with a word LM (``lm``: an
     ``LMDecoder``; its beam is ``LM_BEAM`` unless ``beam`` > 1). ``model``: a ``CTCModel``."""

@@ -81,21 +81,13 @@ def check_prompt(wav: np.ndarray, sample_rate: int, source: str = "prompt") -> n
 
 
 @torch.no_grad()
-def synthesize(
-    model: TTSModel,
-    prompt_wav: np.ndarray,
-    text: str,
-    synth: Synthesizer,
-    prompt_text: Optional[str] = None,
-    asr=None,
-    sampler: Optional[SamplerConfig] = None,
-    speed: float = 1.0,
-    seed: int = 0,
-    source: str = "prompt",
-    **sampling,
-) -> np.ndarray:
+def synthesize(model: TTSModel, prompt_wav: np.ndarray, text: str, synth: Synthesizer, prompt_text: Optional[str] = None, asr=None,
+               sampler: Optional[SamplerConfig] = None, speed: float = 1.0, seed: int = 0, source: str = "prompt",
+               durations: Optional[list[int]] = None, **sampling) -> np.ndarray:
     """prompt waveform [S] (model's sample rate) + text -> new speech [S'] (float32), without the prompt.
-    ``sampler`` (default: the model's ``cfg.sampler``) with fields replaced by ``sampling`` (nfe=, guidance=, sway=, method=)."""
+    ``sampler`` (default: the model's ``cfg.sampler``) with fields replaced by ``sampling`` (nfe=, guidance=, sway=, method=).
+    ``durations``: frames of each of ``model.encode_text(text)``'s tokens, instead of predicted ones (the text is then
+    spoken in one piece)."""
     from uniwav.inference.transcribe import transcribe
 
     sr = model.cfg.features.sample_rate
@@ -114,10 +106,15 @@ def synthesize(
         if asr is not None:
             prompt_tokens = prompt_frame_tokens(model, asr, prompt_wav, normalize_text(prompt_text), prompt.shape[0])
     pieces = []
-    for i, sentence in enumerate(split_sentences(text)):
+    for i, sentence in enumerate([text] if durations is not None else split_sentences(text)):
         tokens = model.encode_text(sentence)
-        dur = torch.round(model.predict_durations(tokens) * rate / speed).long()
-        dur[1:] = dur[1:].clamp_min(1)
+        if durations is not None:
+            if len(durations) != len(tokens):
+                raise ValueError(f"{len(durations)} durations for {len(tokens)} tokens of {sentence!r}")
+            dur = torch.tensor(durations, dtype=torch.long)
+        else:
+            dur = torch.round(model.predict_durations(tokens) * rate / speed).long()
+            dur[1:] = dur[1:].clamp_min(1)
         gen = model.generate(prompt, tokens, dur, prompt_tokens, sampler, seed=seed + i, **sampling)
         pieces.append(synth(model.features.denormalize(gen)).cpu().numpy())
     return crossfade(pieces, sr)

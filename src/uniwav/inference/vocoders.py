@@ -46,21 +46,28 @@ def load_public_vocos(path) -> Vocoder:
     for f in (cfg_file, weights):
         if not f.is_file():
             raise CheckpointError(f"{path}: not a Vocos checkpoint folder ({f.name} missing)")
-    raw = yaml.safe_load(cfg_file.read_text())
-    fe_cls = raw.get("feature_extractor", {}).get("class_path", "")
-    if "MelSpectrogramFeatures" not in fe_cls:
-        raise CheckpointError(f"{cfg_file}: feature extractor {fe_cls!r} is not supported (only the mel-spectrogram Vocos)")
-    bb = raw["backbone"]["init_args"]
-    if bb.get("adanorm_num_embeddings"):
-        raise CheckpointError(f"{cfg_file}: conditional (adanorm) backbones are not supported")
-    head = raw["head"]["init_args"]
-    features = _vocos_features(raw["feature_extractor"].get("init_args", {}))
-    if int(head.get("hop_length", features.hop_length)) != features.hop_length or int(head.get("n_fft", features.n_fft)) != features.n_fft:
-        raise CheckpointError(f"{cfg_file}: head and feature extractor disagree on n_fft / hop_length")
-    cfg = VocoderModelConfig(features=features, dim=int(bb["dim"]), intermediate_dim=int(bb["intermediate_dim"]),
-                             layers=int(bb["num_layers"]), padding=head.get("padding", "same"))
+    try:
+        raw = yaml.safe_load(cfg_file.read_text(encoding="utf-8"))
+        fe_cls = raw.get("feature_extractor", {}).get("class_path", "")
+        if "MelSpectrogramFeatures" not in fe_cls:
+            raise CheckpointError(f"{cfg_file}: feature extractor {fe_cls!r} is not supported (only the mel-spectrogram Vocos)")
+        bb = raw["backbone"]["init_args"]
+        if bb.get("adanorm_num_embeddings"):
+            raise CheckpointError(f"{cfg_file}: conditional (adanorm) backbones are not supported")
+        head = raw["head"]["init_args"]
+        features = _vocos_features(raw["feature_extractor"].get("init_args", {}))
+        if int(head.get("hop_length", features.hop_length)) != features.hop_length or int(head.get("n_fft", features.n_fft)) != features.n_fft:
+            raise CheckpointError(f"{cfg_file}: head and feature extractor disagree on n_fft / hop_length")
+        cfg = VocoderModelConfig(features=features, dim=int(bb["dim"]), intermediate_dim=int(bb["intermediate_dim"]),
+                                 layers=int(bb["num_layers"]), padding=head.get("padding", "same"))
+    except (KeyError, TypeError, AttributeError, ValueError, yaml.YAMLError) as e:
+        missing = f"key {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {str(e)[:120]}"
+        raise CheckpointError(f"{cfg_file}: not a Vocos config.yaml ({missing}; expected feature_extractor, backbone.init_args "
+                              "dim/intermediate_dim/num_layers and head.init_args)") from None
     model = Vocoder(cfg)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    from uniwav.checkpoint import load_checkpoint
+
+    state = load_checkpoint(weights)  # weights only: a file holding code is refused
     state = {k: v for k, v in state.items() if k.startswith(("backbone.", "head.out."))}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("features.")]

@@ -101,6 +101,16 @@ class SpeechTokenizer(BackboneModel):
         return codes.masked_fill(padding_mask[..., None], -1), frames
 
     @torch.no_grad()
+    def reconstruct(self, wav, lengths=None, sampler: Optional[SamplerConfig] = None, seed: Optional[int] = 0, **sampling) -> torch.Tensor:
+        """Waveform(s) -> normalised log-mel regenerated from the UNquantised representation [B, T, F]:
+        what the decoder makes of z before any bits are thrown away (the ceiling of every bitrate)."""
+        feats, frames = self.features.prepare(wav, lengths)
+        padding_mask = lengths_to_padding_mask(frames, feats.shape[1])
+        z = self.represent(feats, padding_mask).masked_fill(padding_mask[..., None], 0.0)
+        x1 = self.backbone.generate(z, padding_mask, sampler, seed=seed, **sampling)
+        return x1.masked_fill(padding_mask[..., None], 0.0)
+
+    @torch.no_grad()
     def decode(self, codes: torch.Tensor, lengths: Optional[torch.Tensor] = None, sampler: Optional[SamplerConfig] = None,
                seed: Optional[int] = 0, **sampling) -> torch.Tensor:
         """codes [B, T, n] (or [T, n]) -> normalised log-mel [B, T, F] (zero past each length).

@@ -25,7 +25,7 @@ from torch import nn
 from uniwav.config import SamplerConfig, TTSModelConfig
 from uniwav.data.alignments import SILENCE as SILENCE_SYMBOL
 from uniwav.data.alignments import row_segments, segments
-from uniwav.data.text import VocabularyError, normalize_text
+from uniwav.data.text import VocabularyError, normalize_text, unspoken_characters
 from uniwav.models.backbone import Backbone, BackboneModel
 from uniwav.models.layers import lengths_to_padding_mask
 
@@ -126,7 +126,12 @@ class TTSModel(BackboneModel):
     # ------------------------------------------------------------------ text
 
     def encode_text(self, text: str) -> list[int]:
-        """Normalised text -> [SILENCE] + character ids (unknown characters: VocabularyError)."""
+        """Normalised text -> [SILENCE] + character ids. VocabularyError for characters that cannot be
+        spoken (they would be dropped without a word) or are not in the vocabulary."""
+        dropped = unspoken_characters(text)
+        if dropped:
+            raise VocabularyError(f"cannot speak {''.join(dropped)!r} in {text[:80]!r}: write it as words (the text is read as English letters; "
+                                  "numbers and symbols like % & $ are spelled out)")
         text = normalize_text(text)
         if not text:
             raise VocabularyError("empty text after normalisation (only letters, apostrophes and spaces are spoken)")

@@ -24,9 +24,6 @@ from collections.abc import Callable
 
 NFES = (8, 16, 32)
 
-# The pre-trained encoder's residual stream is ~10x larger than a fresh one's (pre-LN), so it moves
-# slowly at the head's learning rate: x3 for the encoder was the best of the settings measured.
-PRETRAINED_ASR_OVERRIDES = ["encoder_lr_scale=3.0"]
 
 
 @dataclass
@@ -208,7 +205,7 @@ def evaluate_tokens(d: Demo) -> dict:
     tok = SpeechTokenizer.from_pretrained(d.out / "tokenizer")
     cuts = load_cuts(d.data, "test")
     synth = Synthesizer(tok.cfg.features, str(d.out / "vocoder"))
-    result = evaluate_resynth(tok, cuts, [500, 1000], synth, nfe=16, asr_model=CTCModel.from_pretrained(d.out / d.best_asr()),
+    result = evaluate_resynth(tok, cuts, [500, 1000], synth, asr_model=CTCModel.from_pretrained(d.out / d.best_asr()),
                               whisper_dir=resolve_whisper("auto"), max_utterances=d.options.eval_utterances)
     samples = d.save_samples("tokens", result.pop("_audio"), sample_rate=tok.cfg.features.sample_rate)
     d.write_json("tokens.test.json", result)
@@ -232,7 +229,7 @@ def evaluate_tts(d: Demo) -> dict:
     metrics = {}
     for name in ("tts-pretrained", "tts-scratch"):
         model = TTSModel.from_pretrained(d.out / name)
-        result = evaluate(model, load_cuts(d.data, "test"), Synthesizer(model.cfg.features, str(d.out / "vocoder")), NFES,
+        result = evaluate(model, load_cuts(d.data, "test"), Synthesizer(model.cfg.features, str(d.out / "vocoder")), [{"nfe": n} for n in NFES],
                           asr_model=asr_model, whisper_dir=resolve_whisper("auto"), max_pairs=d.options.eval_utterances)
         samples = d.save_samples(name, result.pop("_audio"), sample_rate=model.cfg.features.sample_rate)
         d.write_json(f"{name}.test.json", result)
@@ -258,7 +255,7 @@ STAGES = [
             f"CTC fine-tuning from the pre-trained encoder, {d.options.label_minutes:g} min of labels, "
             f"{d.minutes('asr-pretrained'):g} minutes"
         ),
-        asr("asr-pretrained", lambda d: str(d.out / "pretrain"), PRETRAINED_ASR_OVERRIDES),
+        asr("asr-pretrained", lambda d: str(d.out / "pretrain"), []),
         0.12,
     ),
     Stage(

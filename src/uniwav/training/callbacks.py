@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
 import lightning as L
+import numpy as np
 import torch
 
 from uniwav.evaluation.infill import infill_metrics
@@ -15,7 +18,8 @@ from uniwav.training import plots
 
 class PeriodicSamples(L.Callback):
     """Base of the sample loggers: every ``every`` updates, on rank 0, with a TensorBoard logger,
-    calls ``log_samples(tb, model, step)`` with the task's model in eval mode and no gradients."""
+    calls ``log_samples(tb, model, step)`` with the task's model in eval mode and no gradients.
+    The random generators (torch, numpy, random) are restored afterwards: logging never changes training."""
 
     def __init__(self, every: int):
         self.every = every
@@ -29,12 +33,16 @@ class PeriodicSamples(L.Callback):
         self._last = step
         model = pl_module.model
         was_training = model.training
+        states = torch.get_rng_state(), np.random.get_state(), random.getstate()
         model.eval()
         try:
             with torch.no_grad():
                 self.log_samples(tb, model, step)
         finally:
             model.train(was_training)
+            torch.set_rng_state(states[0])
+            np.random.set_state(states[1])
+            random.setstate(states[2])
 
     def log_samples(self, tb, model, step: int) -> None:
         raise NotImplementedError

@@ -154,17 +154,7 @@ class ASRTask(TrainingTask):
 
 def finetune_asr(data_dir, run_dir, init: str = "none", preset: Optional[str] = None, overrides: Optional[list[str]] = None,
                  label_minutes: Optional[float] = None, max_steps: Optional[int] = None, max_minutes: Optional[float] = None,
-                 progress: bool = True) -> Path:
+                 progress: bool = True, resume_from: Optional[str] = None) -> Path:
     """Fine-tune a CTC recogniser on ``data_dir`` from ``init`` (a pre-trained run/export, or "none")."""
-    return launch(
-        ASRTask,
-        data_dir,
-        run_dir,
-        preset,
-        overrides,
-        init=init,
-        max_steps=max_steps,
-        max_minutes=max_minutes,
-        progress=progress,
-        label_minutes=label_minutes,
-    )
+    return launch(ASRTask, data_dir, run_dir, preset, overrides, init=init, max_steps=max_steps, max_minutes=max_minutes,
+                  progress=progress, resume_from=resume_from, label_minutes=label_minutes)

@@ -17,8 +17,8 @@ import torch
 from uniwav.config import FinetuneTokenizerConfig
 from uniwav.data.manifests import check_sample_rate, load_cuts
 from uniwav.models.tokenizer import SpeechTokenizer
-from uniwav.training.callbacks import PeriodicSamples, fixed_sample_batch
 from uniwav.training.launch import launch
+from uniwav.training.monitor import TokenizerMonitor
 from uniwav.training.oom import explain_oom
 from uniwav.training.task import TrainingTask
 from uniwav.utils import stable_seed
@@ -53,7 +53,9 @@ class TokenizerTask(TrainingTask):
         return not self.cfg.freeze_encoder
 
     def callbacks(self) -> list:
-        return [TokenizerSamples(fixed_sample_batch(load_cuts(self.data_dir, self.sample_split())), self.cfg.trainer.sample_every)]
+        t = self.cfg.trainer
+        cuts = load_cuts(self.data_dir, self.sample_split())
+        return [TokenizerMonitor(cuts, t.monitor_utterances, t.sample_every, self.cfg.model.features.sample_rate, asr=t.monitor_asr)]
 
     def training_step(self, batch, batch_idx):
         n = random.Random(stable_seed(self.cfg.seed, "quantizers", batch["index"])).randint(1, self.model.quantizer.num_quantizers)
@@ -72,36 +74,9 @@ class TokenizerTask(TrainingTask):
         return loss
 
 
-class TokenizerSamples(PeriodicSamples):
-    """A dev utterance's mel, and its resynthesis from 1..K codebooks (images, Griffin-Lim audio, L1)."""
-
-    def __init__(self, batch: dict, every: int, nfe: int = 16):
-        super().__init__(every)
-        self.batch, self.nfe = batch, nfe
-
-    def log_samples(self, tb, model, step: int) -> None:
-        from uniwav.features.griffin_lim import GriffinLim
-        from uniwav.training import plots
-
-        device = model.device
-        wav = self.batch["audio"][:1, : int(self.batch["audio_lens"][0])].to(device)
-        feats, _ = model.features(wav)
-        original = model.features.denormalize(feats[0])
-        panels = {"original": original.cpu()}
-        gl = GriffinLim(model.cfg.features, n_iter=32).to(device)
-        sr = model.cfg.features.sample_rate
-        for n in range(1, model.quantizer.num_quantizers + 1):
-            codes, frames = model.encode(wav, num_quantizers=n)
-            mel = model.features.denormalize(model.decode(codes, frames, nfe=self.nfe)[0])
-            rate = f"{model.bitrate(n):g}"
-            panels[f"{rate} bit/s"] = mel.cpu()
-            tb.add_scalar(f"samples/mel_l1_{rate}bps", float((mel - original).abs().mean()), step)
-            tb.add_audio(f"samples/resynth_{rate}bps_griffinlim", gl(mel).cpu()[None], step, sample_rate=sr)
-        tb.add_figure("samples/mel_resynthesis", plots.mel_figure(panels, title=f"step {step}"), step)
-
-
 def finetune_tokenizer(data_dir, run_dir, init: str, preset: Optional[str] = None, overrides: Optional[list[str]] = None,
-                       max_steps: Optional[int] = None, max_minutes: Optional[float] = None, progress: bool = True) -> Path:
+                       max_steps: Optional[int] = None, max_minutes: Optional[float] = None, progress: bool = True,
+                       resume_from: Optional[str] = None) -> Path:
     """Fine-tune a speech tokenizer from the pre-trained UniWav ``init`` on ``data_dir``'s train split."""
     return launch(TokenizerTask, data_dir, run_dir, preset, overrides, init=init, max_steps=max_steps, max_minutes=max_minutes,
-                  progress=progress)
+                  progress=progress, resume_from=resume_from)

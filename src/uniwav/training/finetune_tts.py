@@ -16,12 +16,12 @@ from typing import Optional
 import torch
 
 from uniwav.config import ConfigError, FinetuneTTSConfig
-from uniwav.data.alignments import alignments_path, read_alignments
+from uniwav.data.alignments import read_alignments
 from uniwav.data.manifests import check_sample_rate, load_cuts
 from uniwav.data.stats import ensure_stats
 from uniwav.models.tts import NO_TEXT, TTSModel, alignment_tokens, expand_tokens
-from uniwav.training.callbacks import PeriodicSamples
 from uniwav.training.launch import launch
+from uniwav.training.monitor import TTSMonitor
 from uniwav.training.oom import explain_oom
 from uniwav.training.task import TrainingTask
 from uniwav.utils import stable_seed
@@ -77,10 +77,9 @@ class TTSTask(TrainingTask):
         return load_cuts(self.data_dir, "train").filter(lambda c: c.id in alignments)
 
     def callbacks(self) -> list:
-        split = "dev" if alignments_path(self.cfg.alignments, "dev").is_file() else "train"
-        rows = read_alignments(self.cfg.alignments, split)
-        cut = next(c for c in load_cuts(self.data_dir, split) if c.id in rows)
-        return [TTSSamples(torch.from_numpy(cut.load_audio()[0]), rows[cut.id], self.cfg.trainer.sample_every)]
+        t = self.cfg.trainer
+        cuts = [c for c in load_cuts(self.data_dir, self.sample_split()) if any(s.text for s in c.supervisions)]
+        return [TTSMonitor(cuts, t.monitor_utterances, t.sample_every, self.cfg.model.features.sample_rate, asr=t.monitor_asr)]
 
     def make_batch(self, ids, frames, T, rng: random.Random):
         c = self.cfg
@@ -116,36 +115,9 @@ class TTSTask(TrainingTask):
         return out.loss
 
 
-class TTSSamples(PeriodicSamples):
-    """A dev utterance's second half spoken from its first half and its text: mel images and audio."""
-
-    def __init__(self, wav: torch.Tensor, row: dict, every: int, nfe: int = 16):
-        super().__init__(every)
-        self.wav, self.row, self.nfe = wav, row, nfe
-
-    def log_samples(self, tb, model, step: int) -> None:
-        from uniwav.features.griffin_lim import GriffinLim
-        from uniwav.training import plots
-
-        device = model.device
-        feats, frames = model.features.prepare(self.wav)
-        feats = feats[0, : int(frames[0])]
-        tok, dur = alignment_tokens(self.row, model.index)
-        dur = torch.tensor(dur)
-        cum = torch.cumsum(dur, 0)
-        half = int((cum <= feats.shape[0] // 2).sum())  # tokens whose frames end in the first half
-        Tp = int(cum[half - 1]) if half > 0 else 0
-        gen = model.generate(feats[:Tp], tok[half:], dur[half:], nfe=self.nfe, guidance=1.0)
-        target = model.features.denormalize(feats)
-        made = model.features.denormalize(torch.cat([feats[:Tp], gen]))
-        tb.add_figure("samples/mel_target_tts", plots.mel_figure({"target": target.cpu(), "prompt + generated": made.cpu()},
-                                                                 title=f"step {step}: prompt {Tp} frames"), step)
-        gl = GriffinLim(model.cfg.features, n_iter=32).to(device)
-        tb.add_audio("samples/tts_griffinlim", gl(made).cpu()[None], step, sample_rate=model.cfg.features.sample_rate)
-
-
 def finetune_tts(data_dir, run_dir, alignments_dir, init: str = "none", preset: Optional[str] = None, overrides: Optional[list[str]] = None,
-                 max_steps: Optional[int] = None, max_minutes: Optional[float] = None, progress: bool = True) -> Path:
+                 max_steps: Optional[int] = None, max_minutes: Optional[float] = None, progress: bool = True,
+                 resume_from: Optional[str] = None) -> Path:
     """Fine-tune in-context TTS on ``data_dir``'s train split with ``alignments_dir`` (``uniwav align``)."""
     return launch(TTSTask, data_dir, run_dir, preset, overrides, init=init, max_steps=max_steps, max_minutes=max_minutes,
-                  progress=progress, alignments_dir=alignments_dir)
+                  progress=progress, resume_from=resume_from, alignments_dir=alignments_dir)

@@ -12,6 +12,8 @@ Run folder layout::
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Optional, TypeVar
@@ -19,11 +21,13 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, OnExceptionCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from uniwav.config import ConfigError, TrainerConfig, load_config, save_yaml, to_dict
 from uniwav.training.checkpoint_io import SafeCheckpointIO
+from uniwav.training.run_folder import (TrainingInterrupted, checkpoint_to_resume, is_launched_worker, remove_stale_temporaries,
+                                        run_lock)
 
 T = TypeVar("T")
 
@@ -67,33 +71,47 @@ def resolve_run_config(run_dir, cls: type, build: Callable[[], T]) -> tuple[T, b
     return cfg, True
 
 
-def cpu_has_fast_bf16(n: int = 512, margin: float = 2.0) -> bool:
-    """Whether this CPU multiplies bfloat16 matrices at least ``margin`` times faster than float32
-    (native bf16 dot products: AVX512-BF16, AMX, ARM BF16). Elsewhere bf16 is emulated and slower."""
-    import time
+def cpu_bf16_feature(cpuinfo: Optional[str] = None) -> Optional[str]:
+    """The CPU feature that multiplies bfloat16 natively (AVX512-BF16 or AMX on x86, BF16 on ARM), or
+    None: elsewhere bf16 is emulated and slower than float32. Read from /proc/cpuinfo (Linux) or
+    sysctl (macOS); ``cpuinfo`` replaces the file's text (tests)."""
+    import platform
+    import subprocess
 
-    def rate(dtype) -> float:
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        a @ b
-        t = time.perf_counter()
-        for _ in range(5):
-            a @ b
-        return 1.0 / (time.perf_counter() - t)
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+            if platform.system() == "Darwin":
+                out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"], capture_output=True, text=True)
+                return "FEAT_BF16" if out.stdout.strip() == "1" else None
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.lower().startswith(("flags", "features")):
+            flags.update(line.partition(":")[2].split())
+    for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("bf16", "BF16")):
+        if flag in flags:
+            return name
+    return None
 
-    return rate(torch.bfloat16) >= margin * rate(torch.float32)
 
-
-def resolve_precision(precision: str, accelerator: str = "auto") -> str:
-    """``auto``: bf16-mixed on GPUs with bf16 and on CPUs with native bf16 matmul (2-4x faster
-    training there: ``uniwav bench``), else 32-true. Parameters, optimizer state, the EMA teacher,
-    codebooks and losses stay float32 either way; only matmul inputs are cast."""
+def resolve_precision(precision: str, accelerator: str = "auto") -> tuple[str, str]:
+    """(Lightning precision, why). ``auto``: bf16-mixed on GPUs with bf16 and on CPUs with native bf16
+    matmul (about 2x faster training there: ``uniwav bench``), else 32-true. Parameters, optimizer
+    state, the EMA teacher, codebooks and losses stay float32 either way; only matmul inputs are cast."""
     if precision != "auto":
-        return precision
+        return precision, "trainer.precision"
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+        if torch.cuda.is_bf16_supported():
+            return "bf16-mixed", f"{torch.cuda.get_device_name()} supports bf16"
+        return "32-true", f"{torch.cuda.get_device_name()} has no bf16"
     if accelerator in ("auto", "mps") and torch.backends.mps.is_available():
-        return "32-true"  # Lightning's "auto" picks the Apple GPU there
-    return "bf16-mixed" if cpu_has_fast_bf16() else "32-true"
+        return "32-true", "Apple GPU"  # Lightning's "auto" picks the Apple GPU there
+    feature = cpu_bf16_feature()
+    if feature:
+        return "bf16-mixed", f"CPU with native bf16 ({feature})"
+    return "32-true", "CPU without native bf16 (emulated bf16 would be slower)"
 
 
 def _strategy(tc: TrainerConfig, find_unused_parameters: bool):
@@ -118,15 +136,20 @@ def build_trainer(run_dir, tc: TrainerConfig, *, grad_clip: float, max_steps: in
     strategy = _strategy(tc, find_unused_parameters)
     all_callbacks = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", auto_insert_metric_name=False, every_n_train_steps=tc.checkpoint_every,
-                        save_last=True, save_top_k=2, monitor="step", mode="max"),
+                        save_last=True, save_top_k=2, monitor="step", mode="max", enable_version_counter=False),
         OnExceptionCheckpoint(dirpath=ckpt_dir, filename="last"),
         LearningRateMonitor(logging_interval="step"),
         *(callbacks or []),
     ]
+    if progress:
+        all_callbacks.append(BudgetProgressBar())
+    precision, why = resolve_precision(tc.precision, tc.accelerator)
+    if not is_launched_worker():
+        print(f"precision: {precision} ({why})", flush=True)
     return L.Trainer(
         default_root_dir=run_dir,
         accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=strategy,
-        precision=resolve_precision(tc.precision, tc.accelerator),
+        precision=precision,
         max_steps=max_steps,
         max_time=timedelta(minutes=max_minutes) if max_minutes is not None else None,
         accumulate_grad_batches=tc.accumulate_grad_batches,
@@ -146,48 +169,116 @@ def build_trainer(run_dir, tc: TrainerConfig, *, grad_clip: float, max_steps: in
     )
 
 
-def fit(trainer: L.Trainer, task: L.LightningModule, run_dir, compile: bool = False) -> None:
-    """Fit, resuming from RUN/checkpoints/last.ckpt when present; always leaves a final last.ckpt.
-    ``compile`` (trainer.compile): compile the model's Transformer stacks in place first."""
+class BudgetProgressBar(TQDMProgressBar):
+    """The progress bar's total is the update the run will stop at: ``max_steps``, or sooner when
+    ``max_time`` (--max-minutes) runs out first at the speed measured so far; its ETA follows."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        bar = self.train_progress_bar
+        start = getattr(self, "_start", None)
+        if start is None:
+            self._start = (time.monotonic(), trainer.global_step)
+        elif trainer.global_step > start[1]:
+            total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+            timer = getattr(trainer, "_timer", None) or next((c for c in trainer.callbacks if type(c).__name__ == "Timer"), None)
+            if timer is not None and timer.time_remaining() is not None:
+                rate = (trainer.global_step - start[1]) / max(1e-6, time.monotonic() - start[0])
+                by_time = trainer.global_step + int(rate * timer.time_remaining())
+                total = min(total, by_time) if total else by_time
+            if total and bar.total != total:
+                bar.total = total
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def get_metrics(self, trainer, pl_module):
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
+def fit(trainer: L.Trainer, task: L.LightningModule, run_dir, ckpt_path: Optional[Path], compile: bool = False) -> None:
+    """Fit, resuming from ``ckpt_path`` when given; always leaves a final RUN/checkpoints/last.ckpt.
+    ``compile`` (trainer.compile): compile the model's Transformer stacks in place first. Raises
+    ``TrainingInterrupted`` after SIGTERM or Ctrl-C (the checkpoint is written first)."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     if compile:
         from uniwav.models.compile import compile_stacks
 
         compile_stacks(task.model)
     last = last_checkpoint(run_dir)
-    trainer.fit(task, ckpt_path=str(last) if last.is_file() else None)
+    try:
+        trainer.fit(task, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    except (SIGTERMException, SystemExit) as e:  # Lightning checkpointed (OnExceptionCheckpoint), then exits
+        if trainer.state.status.value != "interrupted":
+            raise
+        sigterm = isinstance(e, SIGTERMException) or trainer.received_sigterm
+        raise TrainingInterrupted(f"interrupted by {'SIGTERM' if sigterm else 'Ctrl-C'} at update {trainer.global_step}; "
+                                  f"the checkpoint is {last}. Run the same command again to resume.", 143 if sigterm else 130) from None
     trainer.save_checkpoint(last, weights_only=False)
 
 
+def quiet_lightning() -> None:
+    """Hide Lightning's notes that say nothing about this run (tips, hardware lines, benign warnings)."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in (".*exists and is not empty.*", ".*isinstance\\(treespec, LeafSpec\\).*", ".*is not supported by the model summary.*",
+                    ".*does not have many workers.*", ".*was called without a model.*", ".*there is no last checkpoint available.*",
+                    ".*`weights_only` was not set.*", ".*The number of training batches.*", ".*infer the `batch_size`.*"):
+        warnings.filterwarnings("ignore", message=message)
+
+
 def launch(task_cls, data_dir, run_dir, preset: Optional[str] = None, overrides: Optional[list[str]] = None, init: Optional[str] = None,
-           max_steps: Optional[int] = None, max_minutes: Optional[float] = None, progress: bool = True, **options) -> Path:
+           max_steps: Optional[int] = None, max_minutes: Optional[float] = None, progress: bool = True, resume_from: Optional[str] = None,
+           **options) -> Path:
     """Start or resume a run of ``task_cls`` (a ``TrainingTask``) on ``data_dir`` in ``run_dir``.
 
     The config is the run's own (``RUN/config.yaml``) when it exists, else ``preset`` or the task's
     default preset, with dotted ``overrides``; the task completes it from the data, the pre-trained
     model ``init`` and its ``options``. ``max_steps`` and ``max_minutes`` only stop early.
+    ``resume_from``: a checkpoint to continue from instead of RUN/checkpoints/last.ckpt.
+    The run folder's promises (one writer, no write to a run whose checkpoint cannot be read) are
+    ``training/run_folder.py``'s.
     """
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"--max-steps must be at least 1, got {max_steps}")
+    if max_minutes is not None and max_minutes <= 0:
+        raise ConfigError(f"--max-minutes must be positive, got {max_minutes}")
     run_dir = Path(run_dir)
-    pretrained = task_cls.load_init(init)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: --out is a file, not a run folder")
+    quiet_lightning()
+    with run_lock(run_dir):
+        ckpt_path = checkpoint_to_resume(run_dir, resume_from)
+        if resume_from and last_checkpoint(run_dir).is_file() and Path(resume_from).resolve() != last_checkpoint(run_dir).resolve():
+            kept = last_checkpoint(run_dir).with_name("last.ckpt.replaced")
+            os.replace(last_checkpoint(run_dir), kept)  # the checkpoint given up on stays for inspection
+            print(f"{last_checkpoint(run_dir)} moved to {kept}; resuming from {resume_from}", flush=True)
+        if not is_launched_worker():
+            remove_stale_temporaries(run_dir)
+        pretrained = task_cls.load_init(init)
 
-    def build():
-        saved = run_dir / "config.yaml"
-        cfg = load_config(task_cls.config_class, preset or (str(saved) if saved.is_file() else task_cls.default_preset), overrides)
-        cfg = task_cls.complete_config(cfg, data_dir, pretrained, init, **options)
-        cfg.validate()
-        return cfg
+        def build():
+            saved = run_dir / "config.yaml"
+            cfg = load_config(task_cls.config_class, preset or (str(saved) if saved.is_file() else task_cls.default_preset), overrides)
+            cfg = task_cls.complete_config(cfg, data_dir, pretrained, init, **options)
+            cfg.validate()
+            return cfg
 
-    cfg, resuming = resolve_run_config(run_dir, task_cls.config_class, build)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    task = task_cls(to_dict(cfg))
-    task.data_dir = Path(data_dir)
-    if pretrained is not None and not resuming:
-        task.init_from(pretrained)
-    message = task.describe(resuming)
-    if message:
-        print(message, flush=True)
-    trainer = build_trainer(run_dir, cfg.trainer, grad_clip=task.gradient_clip, val_every=task.val_every,
-                            max_steps=max_steps if max_steps is not None else cfg.optim.total_steps, max_minutes=max_minutes,
-                            progress=progress, summary=not resuming, find_unused_parameters=task.find_unused_parameters,
-                            callbacks=task.callbacks())
-    fit(trainer, task, run_dir, compile=cfg.trainer.compile)
+        cfg, resuming = resolve_run_config(run_dir, task_cls.config_class, build)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        task = task_cls(to_dict(cfg))
+        task.data_dir = Path(data_dir)
+        if pretrained is not None and not resuming:
+            task.init_from(pretrained)
+        message = task.describe(resuming)
+        if message and not is_launched_worker():
+            print(message, flush=True)
+        trainer = build_trainer(run_dir, cfg.trainer, grad_clip=task.gradient_clip, val_every=task.val_every,
+                                max_steps=max_steps if max_steps is not None else cfg.optim.total_steps, max_minutes=max_minutes,
+                                progress=progress, summary=not resuming, find_unused_parameters=task.find_unused_parameters,
+                                callbacks=task.callbacks())
+        fit(trainer, task, run_dir, ckpt_path, compile=cfg.trainer.compile)
     return run_dir

@@ -124,6 +124,7 @@ class PretrainTask(TrainingTask):
 
 
 def pretrain(data_dir, run_dir, preset: Optional[str] = None, overrides: Optional[list[str]] = None, max_steps: Optional[int] = None,
-             max_minutes: Optional[float] = None, progress: bool = True) -> Path:
+             max_minutes: Optional[float] = None, progress: bool = True, resume_from: Optional[str] = None) -> Path:
     """Pre-train (or resume) a UniWav model on ``data_dir``'s train split into ``run_dir``."""
-    return launch(PretrainTask, data_dir, run_dir, preset, overrides, max_steps=max_steps, max_minutes=max_minutes, progress=progress)
+    return launch(PretrainTask, data_dir, run_dir, preset, overrides, max_steps=max_steps, max_minutes=max_minutes, progress=progress,
+                  resume_from=resume_from)

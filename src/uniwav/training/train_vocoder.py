@@ -134,9 +134,10 @@ class VocoderSamples(PeriodicSamples):
 
 
 def train_vocoder(data_dir, run_dir, preset: Optional[str] = None, overrides: Optional[list[str]] = None, max_steps: Optional[int] = None,
-                  max_minutes: Optional[float] = None, progress: bool = True) -> Path:
+                  max_minutes: Optional[float] = None, progress: bool = True, resume_from: Optional[str] = None) -> Path:
     """Train (or resume) a Vocos vocoder on ``data_dir``'s train split into ``run_dir``."""
-    return launch(VocoderTask, data_dir, run_dir, preset, overrides, max_steps=max_steps, max_minutes=max_minutes, progress=progress)
+    return launch(VocoderTask, data_dir, run_dir, preset, overrides, max_steps=max_steps, max_minutes=max_minutes, progress=progress,
+                  resume_from=resume_from)
 
 
 def feature_overrides(model_path) -> list[str]:

@@ -1,0 +1,108 @@
+"""What a run folder promises (README, "Runs, resuming and checkpoints"): a run whose checkpoint cannot be
+read is never written to, one process at a time, no leftovers of killed writes, no duplicate
+checkpoint copies, and clear refusals of impossible requests."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from uniwav.checkpoint import load_checkpoint
+from uniwav.cli.main import main
+
+from conftest import SMALL_OVERRIDES
+
+ARGS = ["--no-progress", *SMALL_OVERRIDES, "trainer.sample_every=1000"]
+
+
+def pretrain(data, run, *extra):
+    return main(["pretrain", "--data", str(data), "--out", str(run), *extra, *ARGS])
+
+
+def _break(path, how):
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:1000])
+    else:  # a pickle that would run code: refused by weights_only loading
+        class Exploit:
+            def __reduce__(self):
+                return (os.system, ("true",))
+
+        torch.save({"state_dict": {}, "payload": Exploit()}, path)
+
+
+@pytest.mark.parametrize("how", ["truncated", "pickle"])
+def test_an_unreadable_checkpoint_is_never_overwritten_and_the_error_says_how_to_resume(demo_data, tmp_path, capsys, how):
+    run = tmp_path / "run"
+    assert pretrain(demo_data, run, "--max-steps", "4") == 0
+    last = run / "checkpoints" / "last.ckpt"
+    _break(last, how)
+    evidence = last.read_bytes()
+    files = sorted(p.name for p in run.rglob("*"))
+    capsys.readouterr()
+    for _ in range(2):  # the second attempt must not find a fresh step-0 model either
+        assert pretrain(demo_data, run, "--max-steps", "6") == 2
+        err = capsys.readouterr().err
+        assert "last.ckpt" in err and "step0000004.ckpt (update 4)" in err and "--resume-from" in err and "Traceback" not in err
+        assert last.read_bytes() == evidence and sorted(p.name for p in run.rglob("*")) == files
+    assert pretrain(demo_data, run, "--max-steps", "6", "--resume-from", str(run / "checkpoints" / "step0000004.ckpt")) == 0
+    assert load_checkpoint(last)["global_step"] == 6
+    assert (run / "checkpoints" / "last.ckpt.replaced").read_bytes() == evidence
+
+
+def test_a_second_process_on_the_same_run_is_refused_and_a_dead_ones_lock_is_taken_over(demo_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text(f"{os.getpid()} {os.uname().nodename}")  # a live process (this one) holds it
+    assert pretrain(demo_data, run, "--max-steps", "1") == 2
+    assert "in use by process" in capsys.readouterr().err and not (run / "checkpoints").exists()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (run / ".lock").write_text(f"{gone.pid} {os.uname().nodename}")  # kill -9 leaves this behind
+    assert pretrain(demo_data, run, "--max-steps", "1") == 0
+    assert "taking over the lock" in capsys.readouterr().err and not (run / ".lock").exists()
+
+
+def test_leftovers_of_killed_writes_are_removed_and_checkpoints_are_not_duplicated(demo_data, tmp_path):
+    run = tmp_path / "run"
+    assert pretrain(demo_data, run, "--max-steps", "2") == 0
+    leftover = run / "checkpoints" / ".last.ckpt.x1y2.ckpt"  # what atomic_path leaves when the writer is killed
+    leftover.write_bytes(b"0" * 1000)
+    assert pretrain(demo_data, run, "--max-steps", "4") == 0
+    assert pretrain(demo_data, run, "--max-steps", "6") == 0
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["last.ckpt", "step0000004.ckpt", "step0000006.ckpt"], names
+
+
+@pytest.mark.parametrize("extra, message", [(["--max-steps", "-1"], "--max-steps must be at least 1"),
+                                            (["--max-minutes", "0"], "--max-minutes must be positive")])
+def test_impossible_budgets_are_refused(demo_data, tmp_path, capsys, extra, message):
+    assert pretrain(demo_data, tmp_path / "run", *extra) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_out_that_is_a_file_is_refused(demo_data, tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    assert pretrain(demo_data, tmp_path / "file", "--max-steps", "1") == 2
+    assert "is a file" in capsys.readouterr().err and (tmp_path / "file").read_text() == "mine"
+
+
+def test_the_log_names_the_precision_once_and_hides_lightnings_noise(demo_data, tmp_path, capfd):
+    assert pretrain(demo_data, tmp_path / "run", "--max-steps", "2") == 0
+    out, err = capfd.readouterr()
+    log = out + err
+    assert log.count("precision: ") == 1 and ("bf16-mixed (CPU with native bf16" in log or "32-true (CPU without" in log)
+    for noise in ("litlogger", "GPU available", "weights_only", "ckpt_path=None", "LeafSpec"):
+        assert noise not in log, noise
+
+
+def test_the_progress_bar_ends_where_max_minutes_will_stop_the_run(demo_data, tmp_path, capfd):
+    import re
+
+    argv = ["pretrain", "--data", str(demo_data), "--out", str(tmp_path / "run"), "--max-minutes", "0.08", *SMALL_OVERRIDES,
+            "optim.total_steps=100000", "trainer.sample_every=100000", "trainer.checkpoint_every=100000"]
+    assert main(argv) == 0
+    out, err = capfd.readouterr()
+    totals = [int(t) for t in re.findall(r"\b\d+/(\d+) \[", out + err)]
+    assert totals and totals[-1] < 10000, totals[-5:]  # not the schedule's 100000 updates
