@@ -10,14 +10,13 @@ def test_demo_smoke_runs_every_stage_and_continues(tmp_path, capsys):
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng fortunes-min)")
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--corpus-minutes", "1.5", "--label-minutes", "0.5", "--max-steps", "2", "--budget-minutes", "5",
-            "--eval-utterances", "2"]
+    args = ["demo", "--out", str(out), "--corpus-minutes", "1.5", "--label-minutes", "0.5", "--max-steps", "2", "--eval-utterances", "2"]
     assert main(args) == 0
     stages = json.loads((out / "stages.json").read_text())
-    assert list(stages) == ["corpus", "pretrain", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "vocoder", "tokenizer",
-                            "tts-pretrained", "tts-scratch", "tokens", "tts", "report"]
+    assert list(stages) == ["corpus", "pretrain", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "tokenizer",
+                            "tts-pretrained", "tts-scratch", "tokens", "tts", "goals", "report"]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"corpus", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "tokens", "tts", "report"}
+    assert set(metrics) == {"corpus", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "tokens", "tts", "goals", "report"}
     for unit in ("cer", "wer"):
         compare = metrics["asr-compare"][unit]
         assert compare["baseline"] == pytest.approx(metrics["asr-scratch"][f"test_{unit}"])
@@ -25,9 +24,12 @@ def test_demo_smoke_runs_every_stage_and_continues(tmp_path, capsys):
     for name in ("asr-pretrained", "asr-scratch"):
         assert {"test_cer", "test_wer", "n"} <= set(metrics[name])
         assert (out / f"{name}.test.json").is_file()
-    assert set(metrics["tokens"]["rows"]) == {"ground truth (vocoded)", "500 bit/s", "1000 bit/s"}
-    assert set(metrics["tts"]["tts-pretrained"]["rows"]) == {"ground truth (vocoded)", "tts nfe=8 cfg=1", "tts nfe=16 cfg=1", "tts nfe=32 cfg=1"}
-    assert set(metrics["tts"]["tts-scratch"]["rows"]) == set(metrics["tts"]["tts-pretrained"]["rows"])
+    assert set(metrics["tokens"]["rows"]) == {"ground truth (vocoded)", "unquantized z (decoder ceiling)", "500 bit/s", "1000 bit/s"}
+    assert set(metrics["tts"]["tts-pretrained"]["rows"]) == {"ground truth (vocoded)", "tts nfe=16 cfg=2 sway=-1", "tts nfe=32 cfg=2 sway=-1",
+                                                             "tts nfe=16 cfg=1"}
+    assert set(metrics["tts"]["tts-scratch"]["rows"]) == {"ground truth (vocoded)", "tts nfe=16 cfg=2 sway=-1"}
+    assert {"cer", "wer"} <= set(metrics["tts"]["compare"])
+    assert set(metrics["goals"]) == {"tokens 1000 bit/s", "tokens 500 bit/s", "tts from a 3 s prompt"}
     assert {"pretrained", "random", "plots"} == set(metrics["layers"]) and len(metrics["layers"]["pretrained"]) == 7
     for stage in ("tokens", "tts"):  # every sample a stage names exists
         samples = metrics[stage]["samples"] if stage == "tokens" else metrics[stage]["tts-pretrained"]["samples"]

@@ -162,6 +162,9 @@ class SamplerConfig:
     method: str = "midpoint"  # "euler" or "midpoint" (two evaluations per step)
     sway: float = 0.0  # F5-TTS sway sampling of the time grid, t + s (cos(pi t / 2) - 1 + t): s < 0 spends steps early
     guidance: float = 0.0  # classifier-free guidance weight w: v = v_cond + w (v_cond - v_uncond); 0 = off
+    # known context frames (TTS prompt, infill context) enter the network at their true noisy value
+    # (1 - (1 - s) t) x0 + t x_known, as in training, instead of drifting with the network's velocity
+    context_path: bool = False
 
     def validate(self) -> None:
         if self.method not in ODE_METHODS:

@@ -58,3 +58,11 @@ def training_kwargs(args, asr: str | None = None) -> dict:
     """preset, overrides, max_steps, max_minutes and progress, as the training functions take them."""
     return {"preset": args.config, "overrides": training_overrides(args, asr), "max_steps": args.max_steps, "max_minutes": args.max_minutes,
             "progress": not args.no_progress, "resume_from": args.resume_from}
+
+
+def announce(message: str) -> None:
+    """Print once per training, not once per process of a multi-process launch."""
+    from uniwav.training.run_folder import is_launched_worker
+
+    if not is_launched_worker():
+        print(message)

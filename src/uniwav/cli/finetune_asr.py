@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uniwav.cli.common import add_training_arguments, training_kwargs
+from uniwav.cli.common import add_training_arguments, announce, training_kwargs
 
 
 def add_arguments(p):
@@ -16,4 +16,4 @@ def run(args):
     from uniwav.training.finetune_asr import finetune_asr
 
     run_dir = finetune_asr(args.data, args.out, args.init, label_minutes=args.label_minutes, **training_kwargs(args))
-    print(f"run: {run_dir}  (evaluate with: uniwav evaluate asr --model {run_dir} --data {args.data} --split test)")
+    announce(f"run: {run_dir}  (evaluate with: uniwav evaluate asr --model {run_dir} --data {args.data} --split test)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uniwav.cli.common import add_training_arguments, training_kwargs
+from uniwav.cli.common import add_training_arguments, announce, training_kwargs
 
 
 def add_arguments(p):
@@ -16,4 +16,4 @@ def run(args):
     from uniwav.training.finetune_tokenizer import finetune_tokenizer
 
     run_dir = finetune_tokenizer(args.data, args.out, args.init, **training_kwargs(args, asr=args.asr))
-    print(f"run: {run_dir}  (try: uniwav resynthesize --model {run_dir} IN.wav -o OUT.wav --bitrate 500)")
+    announce(f"run: {run_dir}  (try: uniwav resynthesize --model {run_dir} IN.wav -o OUT.wav --bitrate 500)")

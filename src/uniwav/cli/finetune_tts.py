@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uniwav.cli.common import add_training_arguments, training_kwargs
+from uniwav.cli.common import add_training_arguments, announce, training_kwargs
 
 
 def add_arguments(p):
@@ -17,4 +17,4 @@ def run(args):
     from uniwav.training.finetune_tts import finetune_tts
 
     run_dir = finetune_tts(args.data, args.out, args.alignments, args.init, **training_kwargs(args, asr=args.asr))
-    print(f"run: {run_dir}  (try: uniwav tts --model {run_dir} --prompt P.wav --text 'hello' -o out.wav)")
+    announce(f"run: {run_dir}  (try: uniwav tts --model {run_dir} --prompt P.wav --text 'hello' -o out.wav)")

@@ -109,7 +109,9 @@ def main(argv=None) -> int:
     for sub in getattr(parser, "_subparsers", None) and parser._subparsers._group_actions or []:
         for child in sub.choices.values():
             child.formatter_class = DefaultsHelpFormatter
-    args = parser.parse_args(argv[1:])
+    has_subcommands = any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
+    # dotted overrides may come before or after the options (`--devices 2 optim.lr=1e-3 --no-progress`)
+    args = parser.parse_args(argv[1:]) if has_subcommands else parser.parse_intermixed_args(argv[1:])
     from uniwav.training.run_folder import TrainingInterrupted
 
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uniwav.cli.common import add_training_arguments, training_kwargs
+from uniwav.cli.common import add_training_arguments, announce, training_kwargs
 
 
 def add_arguments(p):
@@ -13,4 +13,4 @@ def run(args):
     from uniwav.training.pretrain import pretrain
 
     run_dir = pretrain(args.data, args.out, **training_kwargs(args))
-    print(f"run: {run_dir}  (tensorboard --logdir {run_dir}/tb; export with: uniwav export {run_dir} --out DIR)")
+    announce(f"run: {run_dir}  (tensorboard --logdir {run_dir}/tb; export with: uniwav export {run_dir} --out DIR)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uniwav.cli.common import add_training_arguments, training_kwargs
+from uniwav.cli.common import add_training_arguments, announce, training_kwargs
 
 
 def add_arguments(p):
@@ -18,4 +18,4 @@ def run(args):
     if args.features_from:
         kwargs["overrides"] = feature_overrides(args.features_from) + kwargs["overrides"]
     run_dir = train_vocoder(args.data, args.out, **kwargs)
-    print(f"run: {run_dir}  (use it with --vocoder {run_dir}; check it with: uniwav vocode IN.wav -o OUT.wav --vocoder {run_dir})")
+    announce(f"run: {run_dir}  (use it with --vocoder {run_dir}; check it with: uniwav vocode IN.wav -o OUT.wav --vocoder {run_dir})")

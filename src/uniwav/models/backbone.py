@@ -58,21 +58,15 @@ class Backbone(nn.Module):
         return self.flow.loss(self.decoder, x1, cond, mask, padding_mask)
 
     @torch.no_grad()
-    def generate(
-        self,
-        cond: torch.Tensor,
-        padding_mask: Optional[torch.Tensor] = None,
-        sampler: Optional[SamplerConfig] = None,
-        uncond: Optional[torch.Tensor] = None,
-        seed: Optional[int] = 0,
-        **sampling,
-    ) -> torch.Tensor:
+    def generate(self, cond: torch.Tensor, padding_mask: Optional[torch.Tensor] = None, sampler: Optional[SamplerConfig] = None,
+                 uncond: Optional[torch.Tensor] = None, seed: Optional[int] = 0, context: Optional[torch.Tensor] = None,
+                 known: Optional[torch.Tensor] = None, **sampling) -> torch.Tensor:
         """Features [B, T, F] generated from cond [B, T, D] (guided against ``uncond`` when the sampler
-        says so). ``sampler`` defaults to the model's ``cfg.sampler``; ``sampling`` replaces fields of it
-        (nfe=, method=, sway=, guidance=)."""
+        says so; ``context`` features given at ``known`` frames). ``sampler`` defaults to the model's
+        ``cfg.sampler``; ``sampling`` replaces fields of it (nfe=, method=, sway=, guidance=, context_path=)."""
         sampler = dataclasses.replace(sampler or self.cfg.sampler, **sampling)
         sampler.validate()
-        return self.flow.sample(self.decoder, cond, self.cfg.features.n_mels, sampler, padding_mask, uncond, seed)
+        return self.flow.sample(self.decoder, cond, self.cfg.features.n_mels, sampler, padding_mask, uncond, seed, context, known)
 
     @torch.no_grad()
     def load_from(self, other: Backbone) -> None:

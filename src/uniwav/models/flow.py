@@ -110,14 +110,22 @@ class FlowMatcher:
 
     @torch.no_grad()
     def sample(self, network, cond: torch.Tensor, feat_dim: int, sampler: SamplerConfig, padding_mask: Optional[torch.Tensor] = None,
-               uncond: Optional[torch.Tensor] = None, seed: Optional[int] = 0) -> torch.Tensor:
-        """cond [B, T, C] (+ uncond [B, T, C] for guidance) -> generated features [B, T, feat_dim]."""
+               uncond: Optional[torch.Tensor] = None, seed: Optional[int] = 0, context: Optional[torch.Tensor] = None,
+               known: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """cond [B, T, C] (+ uncond [B, T, C] for guidance) -> generated features [B, T, feat_dim].
+        ``context`` [B, T, feat_dim] with ``known`` [B, T] (True where the features are given): with
+        ``sampler.context_path`` the known frames enter the network on their true path, as in training."""
         B, T = cond.shape[:2]
         w = sampler.guidance
         if w and uncond is None:
             raise ValueError("guidance needs the unconditional condition (uncond)")
+        x0 = sample_noise((B, T, feat_dim), cond.device, seed)
+        on_path = sampler.context_path and context is not None and known is not None and bool(known.any())
 
         def velocity(x, t):
+            if on_path:
+                tt = t.view(-1, 1, 1)
+                x = torch.where(known[..., None], (1 - (1 - self.sigma_min) * tt) * x0 + tt * context, x)
             if not w:
                 return network(x, t, cond, padding_mask)
             pad2 = None if padding_mask is None else torch.cat([padding_mask, padding_mask])
@@ -125,5 +133,4 @@ class FlowMatcher:
             v_cond, v_uncond = v.chunk(2)
             return guided_velocity(v_cond, v_uncond, w)
 
-        x0 = sample_noise((B, T, feat_dim), cond.device, seed)
         return solve_ode(velocity, x0, sampler.nfe, sampler.method, sampler.sway)

@@ -196,5 +196,6 @@ class TTSModel(BackboneModel):
         mask[0, Tp:] = True
         ptok = torch.full((Tp,), NO_TEXT, device=device) if prompt_tokens is None else prompt_tokens.to(device)[:Tp]
         cond = self.condition(feats, mask, torch.cat([ptok, gen])[None], None)
-        x1 = self.backbone.generate(cond, None, sampler, uncond=self.unconditional(feats, None), seed=seed, **sampling)
+        x1 = self.backbone.generate(cond, None, sampler, uncond=self.unconditional(feats, None), seed=seed, context=feats, known=~mask,
+                                    **sampling)
         return x1[0, Tp:]

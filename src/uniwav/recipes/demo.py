@@ -1,35 +1,38 @@
 """The demo recipe: the whole story on the built-in demo corpus, stage by stage.
 
 corpus -> pre-training (tiny) -> export -> CTC fine-tuning with a 10-minute label budget, from the
-pre-trained encoder and from random initialisation, same time -> forced alignment (the better of
-the two recognisers) -> layer analysis -> vocoder -> speech tokenizer -> text-to-speech from the
-pre-trained model and from scratch, same time -> evaluation of everything -> ``DIR/report.html``
-and ``DIR/metrics.json``.
+pre-trained encoder and from random initialisation -> paired bootstrap -> forced alignment (the
+better recogniser) -> layer analysis -> speech tokenizer -> text-to-speech from the pre-trained
+model and from scratch -> evaluation of tokens and speech -> ``DIR/report.html`` and
+``DIR/metrics.json``.
 
-``STAGES`` is the recipe: each stage has a name (the key it records in ``DIR/stages.json`` and in
-``metrics.json``), a title and a share of the training budget. A stage that finished before is
-skipped, so re-running after an interruption continues; an interrupted training stage resumes
-from its last checkpoint. Each stage returns its metrics, including the files it wrote
-(``samples``: paths relative to ``DIR``), which is all the report reads.
+``STAGES`` is the recipe. A training stage is defined by its number of updates, so a slower
+machine takes longer instead of producing a worse model (the plan printed at the start gives an
+ETA from a step time measured there); ``--budget-minutes`` caps the training time of all stages
+together, shared by ``share``, for a quick look. A stage that finished before is skipped, so
+re-running after an interruption continues; an interrupted training stage resumes from its last
+checkpoint. Each stage returns its metrics, including the files it wrote (``samples``: paths
+relative to ``DIR``), which is all the report reads.
+
+Audio is made with Griffin-Lim: a Vocos vocoder trained for the minutes the demo can spare on a
+CPU is worse than Griffin-Lim on every score (docs/results.md); ``uniwav train-vocoder`` trains one
+for longer, and every command takes it with ``--vocoder``.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
-from collections.abc import Callable
-
-NFES = (8, 16, 32)
-
 
 
 @dataclass
 class DemoOptions:
     out: Path
-    budget_minutes: float = 60.0  # training time of all stages together
+    budget_minutes: Optional[float] = None  # cap on the training time of all stages together (None: run every update)
     corpus_minutes: float = 45.0
     label_minutes: float = 10.0
     eval_utterances: int = 30
@@ -41,7 +44,9 @@ class Stage:
     name: str
     title: Callable[[Demo], str]
     run: Callable[[Demo], Optional[dict]]  # -> metrics recorded under ``name`` (None: nothing)
-    budget: float = 0.0  # share of the training budget
+    updates: int = 0  # training stages: optimizer updates
+    share: float = 0.0  # training stages: share of --budget-minutes
+    cost: float = 0.0  # training stages: seconds per update relative to a pre-training update (for the ETA)
 
 
 @dataclass
@@ -60,12 +65,14 @@ class Demo:
     def data(self) -> Path:
         return self.out / "data"
 
-    def minutes(self, stage: str) -> float:
-        return STAGE_BY_NAME[stage].budget * self.options.budget_minutes
+    def updates(self, stage: str) -> int:
+        steps = STAGE_BY_NAME[stage].updates
+        return min(steps, self.options.max_steps) if self.options.max_steps else steps
 
     def training(self, stage: str) -> dict:
         """max_steps / max_minutes of a training stage."""
-        return {"max_steps": self.options.max_steps, "max_minutes": self.minutes(stage)}
+        cap = self.options.budget_minutes
+        return {"max_steps": self.updates(stage), "max_minutes": STAGE_BY_NAME[stage].share * cap if cap else None}
 
     def best_asr(self) -> str:
         return min(("asr-pretrained", "asr-scratch"), key=lambda n: self.metrics[n]["test_cer"])
@@ -86,10 +93,11 @@ class Demo:
                 saved[system].append(path.as_posix())
         return saved
 
-    def write_json(self, name: str, result: dict) -> None:
+    def write_json(self, name: str, result: dict) -> str:
         from uniwav.utils import atomic_write_text
 
         atomic_write_text(self.out / name, json.dumps(result, indent=1))
+        return name
 
 
 # ---------------------------------------------------------------------- stages
@@ -114,34 +122,34 @@ def pretrain(d: Demo) -> None:
     UniWav.from_pretrained(d.out / "pretrain").save_pretrained(d.out / "export")
 
 
-def asr(name: str, init: Callable[[Demo], str], overrides: list) -> Callable[[Demo], dict]:
+def asr(name: str, init: Callable[[Demo], str]) -> Callable[[Demo], dict]:
     def stage(d: Demo) -> dict:
         from uniwav.data.manifests import load_cuts
         from uniwav.evaluation.asr import evaluate_asr
         from uniwav.models.ctc import CTCModel
         from uniwav.training.finetune_asr import finetune_asr
 
-        finetune_asr(d.data, d.out / name, init(d), None, overrides, label_minutes=d.options.label_minutes, **d.training(name))
+        finetune_asr(d.data, d.out / name, init(d), None, [], label_minutes=d.options.label_minutes, **d.training(name))
         result = evaluate_asr(CTCModel.from_pretrained(d.out / name), load_cuts(d.data, "test"))
-        d.write_json(f"{name}.test.json", result)
         print(f"{name}: test CER {result['cer']:.3f}  WER {result['wer']:.3f}")
-        return {"test_cer": result["cer"], "test_wer": result["wer"], "n": result["n"], "result": f"{name}.test.json"}
+        return {"test_cer": result["cer"], "test_wer": result["wer"], "n": result["n"], "result": d.write_json(f"{name}.test.json", result)}
 
     return stage
+
+
+def _bootstrap_lines(result: dict, what: str) -> None:
+    cer = result["cer"]
+    print(f"{what}: CER {cer['baseline']:.3f} -> {cer['candidate']:.3f}, {-100 * cer['relative_reduction']:+.1f}% "
+          f"(95% interval {-100 * cer['ci95'][1]:+.1f}% .. {-100 * cer['ci95'][0]:+.1f}%, p(not lower) {cer['p_not_better']:.4f})")
 
 
 def asr_compare(d: Demo) -> dict:
     """Paired bootstrap of the pre-trained recogniser against the one from scratch (test utterances)."""
     from uniwav.evaluation.asr import load_results, paired_bootstrap
 
-    result = paired_bootstrap(
-        load_results(d.out / d.metrics["asr-scratch"]["result"]), load_results(d.out / d.metrics["asr-pretrained"]["result"])
-    )
-    cer = result["cer"]
-    print(
-        f"pre-trained vs scratch: CER {cer['baseline']:.3f} -> {cer['candidate']:.3f}, {-100 * cer['relative_reduction']:+.1f}% "
-        f"(95% interval {-100 * cer['ci95'][1]:+.1f}% .. {-100 * cer['ci95'][0]:+.1f}%, p(not lower) {cer['p_not_better']:.4f})"
-    )
+    result = paired_bootstrap(load_results(d.out / d.metrics["asr-scratch"]["result"]),
+                              load_results(d.out / d.metrics["asr-pretrained"]["result"]))
+    _bootstrap_lines(result, "pre-trained vs scratch recogniser")
     return {unit: result[unit] for unit in ("cer", "wer")}
 
 
@@ -173,52 +181,47 @@ def analyze(d: Demo) -> dict:
     return {**metrics, "plots": {name: f"analysis/layers_{name}.png" for name in models}}
 
 
-def vocoder(d: Demo) -> None:
-    from uniwav.training.train_vocoder import feature_overrides, train_vocoder
-
-    train_vocoder(d.data, d.out / "vocoder", "vocoder_tiny", feature_overrides(d.out / "export"), **d.training("vocoder"))
-
-
 def tokenizer(d: Demo) -> None:
     from uniwav.training.finetune_tokenizer import finetune_tokenizer
 
-    finetune_tokenizer(d.data, d.out / "tokenizer", str(d.out / "export"), "tokenizer_tiny", [], **d.training("tokenizer"))
+    finetune_tokenizer(d.data, d.out / "tokenizer", str(d.out / "export"), "tokenizer_tiny", [f"trainer.monitor_asr={d.out / d.best_asr()}"],
+                       **d.training("tokenizer"))
 
 
 def tts(name: str, init: Callable[[Demo], str]) -> Callable[[Demo], None]:
     def stage(d: Demo) -> None:
         from uniwav.training.finetune_tts import finetune_tts
 
-        finetune_tts(d.data, d.out / name, d.out / "align", init(d), "tts_tiny", [], **d.training(name))
+        finetune_tts(d.data, d.out / name, d.out / "align", init(d), "tts_tiny", [f"trainer.monitor_asr={d.out / d.best_asr()}"],
+                     **d.training(name))
 
     return stage
 
 
 def evaluate_tokens(d: Demo) -> dict:
     from uniwav.data.manifests import load_cuts
-    from uniwav.evaluation.resynth import GROUND_TRUTH, evaluate_resynth
+    from uniwav.evaluation.resynth import evaluate_resynth
     from uniwav.evaluation.scorers import resolve_whisper
     from uniwav.inference.vocoders import Synthesizer
     from uniwav.models.ctc import CTCModel
     from uniwav.models.tokenizer import SpeechTokenizer
 
     tok = SpeechTokenizer.from_pretrained(d.out / "tokenizer")
-    cuts = load_cuts(d.data, "test")
-    synth = Synthesizer(tok.cfg.features, str(d.out / "vocoder"))
-    result = evaluate_resynth(tok, cuts, [500, 1000], synth, asr_model=CTCModel.from_pretrained(d.out / d.best_asr()),
-                              whisper_dir=resolve_whisper("auto"), max_utterances=d.options.eval_utterances)
+    result = evaluate_resynth(tok, load_cuts(d.data, "test"), [500, 1000], Synthesizer(tok.cfg.features, None),
+                              asr_model=CTCModel.from_pretrained(d.out / d.best_asr()), whisper_dir=resolve_whisper("auto"),
+                              max_utterances=d.options.eval_utterances, unquantized=True)
     samples = d.save_samples("tokens", result.pop("_audio"), sample_rate=tok.cfg.features.sample_rate)
-    d.write_json("tokens.test.json", result)
-    # the vocoder itself against Griffin-Lim, on the same utterances (the ground-truth row of each)
-    gl = evaluate_resynth(tok, cuts, [], Synthesizer(tok.cfg.features, None), speaker=False, max_utterances=d.options.eval_utterances)
-    keep = ("mel_l1", "pesq", "stoi")
-    vocoders = {name: {k: rows[GROUND_TRUTH][k] for k in keep} for name, rows in (("vocos (ours)", result["rows"]), ("griffin-lim", gl["rows"]))}
     ids = [u["id"] for u in result["per_utterance"][0]["utterances"]]
-    return {"rows": result["rows"], "vocoders": vocoders, "samples": samples, "ids": ids[:2]}
+    return {"rows": result["rows"], "samples": samples, "ids": ids[:2], "result": d.write_json("tokens.test.json", result)}
+
+
+# TTS systems scored: the model's own sampler (first: the one compared), more steps, and guidance 1
+TTS_SYSTEMS = {"tts-pretrained": [{}, {"nfe": 32}, {"guidance": 1.0, "sway": 0.0}], "tts-scratch": [{}]}
 
 
 def evaluate_tts(d: Demo) -> dict:
     from uniwav.data.manifests import load_cuts
+    from uniwav.evaluation.asr import paired_bootstrap
     from uniwav.evaluation.scorers import resolve_whisper
     from uniwav.evaluation.tts import evaluate_tts as evaluate
     from uniwav.inference.vocoders import Synthesizer
@@ -226,16 +229,45 @@ def evaluate_tts(d: Demo) -> dict:
     from uniwav.models.tts import TTSModel
 
     asr_model = CTCModel.from_pretrained(d.out / d.best_asr())
-    metrics = {}
-    for name in ("tts-pretrained", "tts-scratch"):
+    metrics, compared = {}, {}
+    for name, systems in TTS_SYSTEMS.items():
         model = TTSModel.from_pretrained(d.out / name)
-        result = evaluate(model, load_cuts(d.data, "test"), Synthesizer(model.cfg.features, str(d.out / "vocoder")), [{"nfe": n} for n in NFES],
-                          asr_model=asr_model, whisper_dir=resolve_whisper("auto"), max_pairs=d.options.eval_utterances)
+        result = evaluate(model, load_cuts(d.data, "test"), Synthesizer(model.cfg.features, None), systems, asr_model=asr_model,
+                          whisper_dir=resolve_whisper("auto"), max_pairs=d.options.eval_utterances)
         samples = d.save_samples(name, result.pop("_audio"), sample_rate=model.cfg.features.sample_rate)
-        d.write_json(f"{name}.test.json", result)
-        metrics[name] = {"rows": result["rows"], "samples": samples}
+        first = next(iter(result["systems"]))
+        compared[name] = result["per_utterance"][first]
+        metrics[name] = {"rows": result["rows"], "samples": samples, "system": first, "result": d.write_json(f"{name}.test.json", result)}
         metrics["pairs"] = result["pairs"][:2]
+    comparison = paired_bootstrap(compared["tts-scratch"], compared["tts-pretrained"])
+    _bootstrap_lines(comparison, "pre-trained vs scratch text-to-speech (transcripts of the generated speech)")
+    metrics["compare"] = {unit: comparison[unit] for unit in ("cer", "wer")}
     return metrics
+
+
+def goals(d: Demo) -> dict:
+    """The generation goals of the demo (issue #15) as ratios to the vocoded original, and whether each is met."""
+    out = {}
+    tokens = d.metrics.get("tokens", {}).get("rows", {})
+    truth = tokens.get("ground truth (vocoded)", {})
+    for rate, limit in (("1000 bit/s", 1.5), ("500 bit/s", 2.0)):
+        row = tokens.get(rate, {})
+        if row.get("whisper_cer") is not None and truth.get("whisper_cer"):
+            ratio = row["whisper_cer"] / truth["whisper_cer"]
+            sim = row["speaker_sim"] / truth["speaker_sim"] if row.get("speaker_sim") and truth.get("speaker_sim") else None
+            out[f"tokens {rate}"] = {"whisper_cer_ratio": ratio, "limit": limit, "speaker_sim_ratio": sim, "sim_limit": 0.9,
+                                     "met": ratio <= limit and (sim is None or sim >= 0.9)}
+    tts_metrics = d.metrics.get("tts", {}).get("tts-pretrained", {})
+    rows = tts_metrics.get("rows", {})
+    truth, best = rows.get("ground truth (vocoded)", {}), rows.get(tts_metrics.get("system", ""), {})
+    if best.get("whisper_cer") is not None and truth.get("whisper_cer"):
+        ratio, sim = best["whisper_cer"] / truth["whisper_cer"], best.get("speaker_sim", 0) / max(truth.get("speaker_sim", 1), 1e-9)
+        out["tts from a 3 s prompt"] = {"whisper_cer_ratio": ratio, "limit": 2.0, "speaker_sim_ratio": sim, "sim_limit": 0.95,
+                                        "met": ratio <= 2.0 and sim >= 0.95}
+    for name, goal in out.items():
+        print(f"goal {name}: Whisper CER {goal['whisper_cer_ratio']:.2f}x the vocoded original (goal <= {goal['limit']}x), "
+              f"similarity {goal['speaker_sim_ratio'] or float('nan'):.2f}x (goal >= {goal['sim_limit']}x): {'met' if goal['met'] else 'NOT met'}")
+    return out
 
 
 def report(d: Demo) -> dict:
@@ -246,41 +278,51 @@ def report(d: Demo) -> dict:
 
 STAGES = [
     Stage("corpus", lambda d: f"synthesising {d.options.corpus_minutes:g} minutes of demo speech -> {d.data}", corpus),
-    Stage(
-        "pretrain", lambda d: f"pre-training the tiny model for {d.minutes('pretrain'):g} minutes -> {d.out / 'pretrain'}", pretrain, 0.40
-    ),
-    Stage(
-        "asr-pretrained",
-        lambda d: (
-            f"CTC fine-tuning from the pre-trained encoder, {d.options.label_minutes:g} min of labels, "
-            f"{d.minutes('asr-pretrained'):g} minutes"
-        ),
-        asr("asr-pretrained", lambda d: str(d.out / "pretrain"), []),
-        0.12,
-    ),
-    Stage(
-        "asr-scratch",
-        lambda d: "CTC fine-tuning from random initialisation, same labels and time",
-        asr("asr-scratch", lambda d: "none", []),
-        0.12,
-    ),
+    Stage("pretrain", lambda d: f"pre-training the tiny model, {d.updates('pretrain')} updates -> {d.out / 'pretrain'}", pretrain,
+          updates=3000, share=0.36, cost=1.0),
+    Stage("asr-pretrained", lambda d: f"CTC fine-tuning from the pre-trained encoder, {d.options.label_minutes:g} min of labels, "
+          f"{d.updates('asr-pretrained')} updates", asr("asr-pretrained", lambda d: str(d.out / "pretrain")), updates=1500, share=0.08, cost=0.4),
+    Stage("asr-scratch", lambda d: "CTC fine-tuning from random initialisation, same labels and updates", asr("asr-scratch", lambda d: "none"),
+          updates=1500, share=0.08, cost=0.4),
     Stage("asr-compare", lambda d: "pre-trained vs scratch recogniser: paired bootstrap over the test utterances", asr_compare),
     Stage("align", lambda d: "forced alignment of every split with the better recogniser", align),
     Stage("layers", lambda d: "what each encoder layer knows (character probe, mutual information)", analyze),
-    Stage("vocoder", lambda d: f"training the Vocos vocoder for {d.minutes('vocoder'):g} minutes", vocoder, 0.10),
-    Stage("tokenizer", lambda d: f"speech tokenizer (500 / 1000 bit/s) for {d.minutes('tokenizer'):g} minutes", tokenizer, 0.08),
-    Stage(
-        "tts-pretrained",
-        lambda d: f"text-to-speech from the pre-trained model, {d.minutes('tts-pretrained'):g} minutes",
-        tts("tts-pretrained", lambda d: str(d.out / "pretrain")),
-        0.09,
-    ),
-    Stage("tts-scratch", lambda d: "text-to-speech from scratch, same time", tts("tts-scratch", lambda d: "none"), 0.09),
-    Stage("tokens", lambda d: "resynthesis at 500 and 1000 bit/s vs. vocoded ground truth", evaluate_tokens),
-    Stage("tts", lambda d: f"text-to-speech, cross-sentence, NFE {', '.join(map(str, NFES))}", evaluate_tts),
+    Stage("tokenizer", lambda d: f"speech tokenizer (500 / 1000 bit/s), {d.updates('tokenizer')} updates", tokenizer,
+          updates=2000, share=0.16, cost=0.8),
+    Stage("tts-pretrained", lambda d: f"text-to-speech from the pre-trained model, {d.updates('tts-pretrained')} updates",
+          tts("tts-pretrained", lambda d: str(d.out / "pretrain")), updates=3000, share=0.16, cost=0.9),
+    Stage("tts-scratch", lambda d: "text-to-speech from scratch, same updates", tts("tts-scratch", lambda d: "none"),
+          updates=3000, share=0.16, cost=0.9),
+    Stage("tokens", lambda d: "resynthesis at 500 and 1000 bit/s vs. the original", evaluate_tokens),
+    Stage("tts", lambda d: "text-to-speech, cross-sentence, pre-trained vs scratch", evaluate_tts),
+    Stage("goals", lambda d: "the generation goals", goals),
     Stage("report", lambda d: f"writing {d.out / 'report.html'}", report),
 ]
 STAGE_BY_NAME = {s.name: s for s in STAGES}
+
+
+def step_seconds() -> float:
+    """Seconds of one pre-training update of the tiny preset on this machine (its own batch, the
+    precision training uses), measured now: the unit of the plan's ETA."""
+    from uniwav.bench.run import train_shape, train_step
+    from uniwav.training.launch import resolve_precision
+
+    bf16 = resolve_precision("auto", "cpu")[0] == "bf16-mixed"
+    return train_step("tiny", "cpu", *train_shape("tiny", "cpu"), repeats=3, bf16=bf16)["step_seconds"]
+
+
+def plan(d: Demo, seconds: float) -> str:
+    """The training stages still to run, their updates and an ETA at ``seconds`` per pre-training update."""
+    lines, total = [], 0.0
+    for s in STAGES:
+        if s.updates and s.name not in d.done:
+            minutes = d.updates(s.name) * s.cost * seconds / 60
+            cap = d.training(s.name)["max_minutes"]
+            minutes = min(minutes, cap) if cap else minutes
+            total += minutes
+            lines.append(f"  {s.name:15s} {d.updates(s.name):5d} updates  ~{minutes:5.0f} min" + (f" (capped at {cap:g})" if cap else ""))
+    return "\n".join([*lines, f"  training ~{total:.0f} min at {seconds:.2f} s per pre-training update measured here; "
+                      "synthesis, alignment and scoring add about 15 min"])
 
 
 def run_demo(options: DemoOptions) -> Demo:
@@ -292,6 +334,8 @@ def run_demo(options: DemoOptions) -> Demo:
     stages_file, metrics_file = d.out / "stages.json", d.out / "metrics.json"
     done = d.done = json.loads(stages_file.read_text()) if stages_file.is_file() else {}
     d.metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    if any(s.updates and s.name not in done for s in STAGES) and not options.max_steps:
+        print("plan:\n" + plan(d, step_seconds()), flush=True)
     for stage in STAGES:
         if stage.name in done:
             print(f"[{stage.name}] done earlier ({done[stage.name]['seconds']} s): {stage.title(d)}", flush=True)

@@ -45,9 +45,9 @@ def build_report(d) -> Path:
     test = {c.id: c for c in load_cuts(d.data, "test")}
 
     r.section("What ran")
+    budget = f"capped at {o.budget_minutes:g} minutes" if o.budget_minutes else "each stage its number of updates"
     r.text(f"Corpus: {o.corpus_minutes:g} minutes of espeak-ng speech, speaker-disjoint splits (test speakers never seen in "
-           f"training). Training budget {o.budget_minutes:g} minutes on this machine, split across stages; "
-           f"ASR used {o.label_minutes:g} minutes of labels.")
+           f"training). Training: {budget}; ASR used {o.label_minutes:g} minutes of labels.")
     r.table({split: dict(s) for split, s in m.get("corpus", {}).items()}, fmt="{:.1f}")
     r.table({k: {"seconds": v["seconds"]} for k, v in d.done.items()}, fmt="{:.0f}")
     r.text("Parameters: " + ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in model.num_parameters().items()))
@@ -114,44 +114,62 @@ def build_report(d) -> Path:
 
     if "tokens" in m:
         tokens = m["tokens"]
-        r.section("Vocoder (analysis-synthesis of test utterances)")
-        r.table(tokens["vocoders"], ["mel_l1", "pesq", "stoi"])
-        _curves(r, {"vocoder": out / "vocoder" / "tb"}, "loss/mel_l1", "vocoder mel L1", "vocoder_mel_l1")
         r.section("Speech tokens: 500 and 1000 bit/s")
-        r.text(
-            "Each row against the original test utterance; the ground-truth row is the original through the vocoder alone "
-            "(the ceiling). asr_* = our CTC recogniser, whisper_* = Whisper tiny.en (independent), speaker_sim = resemblyzer."
-        )
+        r.text("Each row against the original test utterance, all made audible with Griffin-Lim: the ground-truth row is the "
+               "original through Griffin-Lim alone (the ceiling of every other row), the unquantised row is the decoder regenerating "
+               "the utterance from the encoder's representation before any bits are thrown away. asr_* = our CTC recogniser, "
+               "whisper_* = Whisper tiny.en (independent), speaker_sim = resemblyzer similarity to the original.")
         r.table(tokens["rows"])
         for i, utt in enumerate(tokens["ids"]):
             clips = [("original", test[utt].load_audio()[0])]
             clips += [(system, _wav(out / paths[i])) for system, paths in tokens["samples"].items() if i < len(paths)]
             r.clips(clips, sr, f"tokens_{i}", feats)
+        r.text("Learning curves: dev utterances resynthesised during training, transcribed by Whisper (monitor/*/whisper_cer).")
+        for rate in ("500bps", "1000bps"):
+            _curves(r, {"tokenizer": out / "tokenizer" / "tb"}, f"monitor/{rate}/whisper_cer", f"Whisper CER at {rate} (dev)",
+                    f"tokens_{rate}_cer")
 
     if "tts" in m:
+        tts = m["tts"]
         r.section("Text-to-speech from a 3-second prompt (cross-sentence, unseen speakers)")
-        r.text(
-            "Prompt: the first 3 s of another utterance of the same test speaker; the text is a different sentence. "
-            "Pre-trained vs. from scratch, same fine-tuning time; speaker_sim is to the prompt's utterance."
-        )
+        r.text("Prompt: the first 3 s of another utterance of the same test speaker; the text is a different sentence. "
+               "Pre-trained vs. from scratch, same updates; speaker_sim is to the prompt's utterance. Audio through Griffin-Lim.")
         rows = {}
         for name in ("tts-pretrained", "tts-scratch"):
-            for system, row in m["tts"].get(name, {}).get("rows", {}).items():
+            for system, row in tts.get(name, {}).get("rows", {}).items():
                 label = system if system.startswith("ground") else f"{name} {system.replace('tts ', '')}"
                 rows[label] = row
         r.table(rows)
-        for i, pair in enumerate(m["tts"].get("pairs", [])):
+        if "compare" in tts:
+            r.text("Pre-trained against scratch, paired bootstrap over the test pairs (the transcripts of each one's speech): "
+                   "relative reduction of the error rate, 95% interval, share of resamples where pre-training is not better.")
+            r.table({unit.upper(): {"relative reduction": c["relative_reduction"], "95% low": c["ci95"][0], "95% high": c["ci95"][1],
+                                    "p(not lower)": c["p_not_better"]} for unit, c in tts["compare"].items()})
+        for i, pair in enumerate(tts.get("pairs", [])):
             clips = [("prompt (3 s)", test[pair["prompt"]].load_audio()[0][: 3 * sr])]
             for name in ("tts-pretrained", "tts-scratch"):
-                for system, paths in m["tts"].get(name, {}).get("samples", {}).items():
-                    if system.startswith("ground") and name != "tts-pretrained" or i >= len(paths):
+                entry = tts.get(name, {})
+                for system, paths in entry.get("samples", {}).items():
+                    if i >= len(paths) or (system.startswith("ground") and name != "tts-pretrained"):
                         continue
-                    if system.startswith("ground") or system.endswith("nfe=16"):
+                    if system.startswith("ground") or system == entry.get("system"):
                         clips.append((system if system.startswith("ground") else f"{name}, {system}", _wav(out / paths[i])))
             r.text(f"Text: \u201c{pair['text']}\u201d")
             r.clips(clips, sr, f"tts_{i}", feats)
-        _curves(r, {k: out / k / "tb" for k in ("tts-pretrained", "tts-scratch")}, "loss/flow", "TTS flow-matching loss", "tts_flow")
+        runs = {k: out / k / "tb" for k in ("tts-pretrained", "tts-scratch")}
+        r.text("Learning curves: dev sentences spoken from another utterance's first 3 s during training, transcribed by Whisper "
+               "and by our recogniser; the flow-matching loss.")
+        _curves(r, runs, "monitor/tts/whisper_cer", "Whisper CER of generated dev speech", "tts_whisper_cer")
+        _curves(r, runs, "monitor/tts/asr_cer", "our recogniser's CER of generated dev speech", "tts_asr_cer")
+        _curves(r, runs, "loss/flow", "TTS flow-matching loss", "tts_flow")
+
+    if m.get("goals"):
+        r.section("Generation goals")
+        r.text("Whisper CER and speaker similarity as ratios to the original through the same vocoder (Griffin-Lim).")
+        r.table(m["goals"])
 
     r.section("Reproduce")
-    r.code(f"uniwav demo --out {out} --budget-minutes {o.budget_minutes:g}\ntensorboard --logdir {out}")
+    budget = f" --budget-minutes {o.budget_minutes:g}" if o.budget_minutes else ""
+    r.code(f"uniwav demo --out {out}{budget}\ntensorboard --logdir {out}\nuniwav serve --asr {out / 'asr-pretrained'} "
+           f"--tts {out / 'tts-pretrained'} --tokenizer {out / 'tokenizer'}")
     return r.write()

@@ -26,8 +26,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from uniwav.config import ConfigError, TrainerConfig, load_config, save_yaml, to_dict
 from uniwav.training.checkpoint_io import SafeCheckpointIO
-from uniwav.training.run_folder import (TrainingInterrupted, checkpoint_to_resume, is_launched_worker, remove_stale_temporaries,
-                                        run_lock)
+from uniwav.training.run_folder import (TrainingInterrupted, check_world_size, checkpoint_to_resume, is_launched_worker,
+                                        remove_stale_temporaries, run_lock)
 
 T = TypeVar("T")
 
@@ -252,7 +252,8 @@ def launch(task_cls, data_dir, run_dir, preset: Optional[str] = None, overrides:
     quiet_lightning()
     with run_lock(run_dir):
         ckpt_path = checkpoint_to_resume(run_dir, resume_from)
-        if resume_from and last_checkpoint(run_dir).is_file() and Path(resume_from).resolve() != last_checkpoint(run_dir).resolve():
+        if resume_from and not is_launched_worker() and last_checkpoint(run_dir).is_file() \
+                and Path(resume_from).resolve() != last_checkpoint(run_dir).resolve():
             kept = last_checkpoint(run_dir).with_name("last.ckpt.replaced")
             os.replace(last_checkpoint(run_dir), kept)  # the checkpoint given up on stays for inspection
             print(f"{last_checkpoint(run_dir)} moved to {kept}; resuming from {resume_from}", flush=True)
@@ -280,5 +281,7 @@ def launch(task_cls, data_dir, run_dir, preset: Optional[str] = None, overrides:
                                 max_steps=max_steps if max_steps is not None else cfg.optim.total_steps, max_minutes=max_minutes,
                                 progress=progress, summary=not resuming, find_unused_parameters=task.find_unused_parameters,
                                 callbacks=task.callbacks())
+        if ckpt_path is not None:
+            check_world_size(ckpt_path, trainer.world_size)
         fit(trainer, task, run_dir, ckpt_path, compile=cfg.trainer.compile)
     return run_dir

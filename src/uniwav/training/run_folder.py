@@ -111,6 +111,16 @@ def readable_checkpoints(run_dir) -> list[tuple[Path, int]]:
     return sorted(found, key=lambda item: -item[1])
 
 
+def check_world_size(checkpoint: Path, world_size: int) -> None:
+    """Refuse to resume a run on another number of processes: each process reads its own share of
+    the data stream, so the order of batches (and the global batch) would change."""
+    saved = load_checkpoint(checkpoint).get("world_size")
+    if saved is not None and int(saved) != world_size:
+        raise CheckpointError(f"{checkpoint}: this run was trained by {saved} process(es) and would be resumed by {world_size}; "
+                              f"the data stream and the global batch depend on it, so resume with the same --devices x --num-nodes "
+                              f"({saved}), or start a new run from its weights (e.g. --init for fine-tuning)")
+
+
 def checkpoint_to_resume(run_dir, resume_from: Optional[str] = None) -> Optional[Path]:
     """The checkpoint to resume from: ``resume_from`` if given, else RUN/checkpoints/last.ckpt if it
     exists, else None (a new run). Either is loaded first: an unreadable one raises CheckpointError

@@ -112,6 +112,26 @@ class TrainingTask(L.LightningModule):
     def configure_optimizers(self):
         return adamw_warmup_cosine([p for p in self.model.parameters() if p.requires_grad], self.cfg.optim)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the process count (the data order and the batch depend on it) and check, when there
+        are several processes, that every replica holds the same weights, teacher and codebooks."""
+        checkpoint["world_size"] = self.trainer.world_size
+        if self.trainer.world_size > 1:
+            self.check_replicas_agree()
+
+    def check_replicas_agree(self) -> None:
+        """Raise naming the tensors whose values differ between processes (a sum per tensor, all-gathered)."""
+        names, sums = [], []
+        for name, t in self.model.state_dict().items():
+            if torch.is_floating_point(t):
+                names.append(name)
+                sums.append(t.detach().double().sum())
+        gathered = self.all_gather(torch.stack(sums))  # [world, n]
+        differ = [n for n, column in zip(names, gathered.T) if not bool((column == column[0]).all())]
+        if differ:
+            raise RuntimeError(f"the {self.trainer.world_size} processes hold different values of {', '.join(differ[:6])}"
+                               f"{' ...' if len(differ) > 6 else ''} at update {self.global_step}: a distributed update is missing")
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Resume a run written by an older version: rename its state-dict keys and put its
         optimizer state in today's parameter order (the state is a list in parameter order)."""
