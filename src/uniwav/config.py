@@ -237,13 +237,13 @@ class DataConfig:
     crop_seconds: float = 15.0  # random crop of longer cuts
     min_seconds: float = 1.0  # shorter cuts are dropped from pre-training
     num_buckets: int = 20
-    num_workers: int = 2
+    num_workers: int = -1  # audio-loading processes; -1: chosen from the machine (training/task.py: resolve_workers)
 
     def validate(self) -> None:
         if self.max_duration <= 0 or self.crop_seconds <= 0:
             raise ConfigError("data.max_duration and data.crop_seconds must be positive")
-        if self.num_buckets < 1 or self.num_workers < 0:
-            raise ConfigError("data.num_buckets must be >= 1 and data.num_workers >= 0")
+        if self.num_buckets < 1 or self.num_workers < -1:
+            raise ConfigError("data.num_buckets must be >= 1 and data.num_workers >= -1 (-1: chosen from the machine)")
 
 
 @dataclass
@@ -322,7 +322,7 @@ class CTCModelConfig:
 class FinetuneASRConfig(TaskConfig):
     model: CTCModelConfig = field(default_factory=CTCModelConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, warmup_steps=150, total_steps=1500, grad_clip=5.0))
-    data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=1e6, min_seconds=0.0, num_buckets=5, num_workers=1))
+    data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=1e6, min_seconds=0.0, num_buckets=5))
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(checkpoint_every=250))
     init: str = "none"  # the pre-trained model the encoder started from ("none" = random initialisation)
     init_from: str = "student"  # which pre-trained Transformer: "student" or its EMA "teacher"
@@ -364,7 +364,7 @@ class TokenizerModelConfig(BackboneConfig):
 class FinetuneTokenizerConfig(TaskConfig):
     model: TokenizerModelConfig = field(default_factory=TokenizerModelConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, warmup_steps=100, total_steps=2000, grad_clip=5.0))
-    data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=6.0, num_buckets=5, num_workers=1))
+    data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=6.0, num_buckets=5))
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(sample_every=200, checkpoint_every=200))
     init: str = ""  # the pre-trained UniWav run or export
     freeze_encoder: bool = True  # encoder and layer mix frozen; the decoder learns to decode the codes
@@ -392,7 +392,7 @@ class TrainVocoderConfig(TaskConfig):
     model: VocoderModelConfig = field(default_factory=VocoderModelConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, betas=[0.8, 0.9], weight_decay=0.0, warmup_steps=0,
                                                                     total_steps=100000, final_lr_ratio=0.1, grad_clip=100.0))
-    data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=8.0, crop_seconds=1.0, num_buckets=2, num_workers=1))
+    data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=8.0, crop_seconds=1.0, num_buckets=2))
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(sample_every=500, checkpoint_every=500))
     mel_weight: float = 45.0
     stft_weight: float = 1.0  # multi-resolution STFT (spectral convergence + log magnitude)
@@ -418,7 +418,7 @@ class TTSModelConfig(BackboneConfig):
 class FinetuneTTSConfig(TaskConfig):
     model: TTSModelConfig = field(default_factory=TTSModelConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-4, warmup_steps=100, total_steps=3000, grad_clip=5.0))
-    data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=1e6, min_seconds=0.0, num_buckets=5, num_workers=1))
+    data: DataConfig = field(default_factory=lambda: DataConfig(max_duration=40.0, crop_seconds=1e6, min_seconds=0.0, num_buckets=5))
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(sample_every=250, checkpoint_every=250))
     init: str = "none"  # pre-trained UniWav run/export, or "none" (the from-scratch baseline)
     alignments: str = ""  # `uniwav align` output folder

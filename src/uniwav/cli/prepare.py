@@ -27,6 +27,8 @@ def add_arguments(p):
         s.add_argument("--out", required=True, help="output data folder (new or empty; an earlier prepare of the same input is rebuilt)")
         s.add_argument("--sample-rate", type=positive_int, default=16000, help="sample rate of the prepared audio (Hz)")
         s.add_argument("--jobs", type=positive_int, default=2, help="parallel processes")
+        s.add_argument("--shar", action="store_true", help="also write the train split as lhotse Shar shards (DATA/train/shar: "
+                       "audio in tar files of 1000 cuts, streamed one shard at a time; for clusters reading shared or object storage)")
 
 
 def _split_list(value):
@@ -34,7 +36,7 @@ def _split_list(value):
 
 
 def run(args):
-    from uniwav.data.manifests import available_splits
+    from uniwav.data.manifests import available_splits, write_shar
     from uniwav.data.stats import ensure_stats
 
     t0 = time.time()
@@ -61,4 +63,6 @@ def run(args):
         print(f"prepared {args.out}:\n{report.summary()}")
     if "train" in available_splits(args.out):  # an evaluation-only corpus is scored with each model's own statistics
         ensure_stats(args.out, FeatureConfig(sample_rate=args.sample_rate, fmax=min(8000.0, args.sample_rate / 2)))
+        if args.shar:
+            print(f"wrote {write_shar(args.out, 'train', num_jobs=args.jobs)}")
     print(f"done in {time.time() - t0:.1f} s")

@@ -72,3 +72,19 @@ def check_sample_rate(data_dir, sample_rate: int) -> None:
     if rate != sample_rate:
         raise ConfigError(f"{data_dir}: audio is {rate} Hz but model.features.sample_rate is {sample_rate}; "
                           f"prepare the data with --sample-rate {sample_rate} or set model.features.sample_rate={rate}")
+
+
+def write_shar(data_dir, split: str = "train", shard_size: int = 1000, num_jobs: int = 1) -> Path:
+    """The split's audio and cuts as lhotse Shar shards in DATA/{split}/shar/ (FLAC in tar files,
+    ``shard_size`` cuts each): sequential reads from shared or object storage, one shard at a time.
+    Training reads them instead of the manifest when they exist. Written whole or not at all."""
+    import shutil
+
+    final = Path(data_dir) / split / "shar"
+    staging = final.with_name(".shar.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    load_cuts(data_dir, split, lazy=True).to_shar(staging, fields={"recording": "flac"}, shard_size=shard_size, num_jobs=num_jobs)
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    return final

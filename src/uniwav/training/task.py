@@ -10,15 +10,17 @@ data and the pre-trained model, the model's initialisation, callbacks, and the s
 
 from __future__ import annotations
 
+import os
 from functools import partial
+from pathlib import Path
 from typing import Optional
 
 import lightning as L
 import torch
 
 from uniwav.config import ConfigError, from_dict, to_dict
-from uniwav.data.batches import training_loader
-from uniwav.data.manifests import available_splits, load_cuts
+from uniwav.data.batches import Blocks, training_loader
+from uniwav.data.manifests import available_splits, cuts_path, load_cuts
 from uniwav.training.schedule import adamw_warmup_cosine
 from uniwav.utils import stable_seed
 
@@ -36,6 +38,8 @@ class TrainingTask(L.LightningModule):
         self.cfg = from_dict(self.config_class, config)
         self.model = self.build_model()
         self.data_dir = None  # set by ``launch``
+        self._positions = {}  # batch index -> stream position after that batch (the last few)
+        self._resume_positions = None  # per rank, from the checkpoint resumed
 
     @classmethod
     def from_config(cls, cfg) -> TrainingTask:
@@ -87,14 +91,34 @@ class TrainingTask(L.LightningModule):
     # ------------------------------------------------------------------ shared machinery
 
     def train_cuts(self):
-        """The cuts this task trains on (lazily read by default)."""
-        return load_cuts(self.data_dir, "train", lazy=True)
+        """What this task trains on: the train split's blocks (a Shar folder DATA/train/shar when there
+        is one, else the manifest, split into cached blocks when large), or a CutSet."""
+        shar = Path(self.data_dir) / "train" / "shar"
+        if shar.is_dir():
+            return Blocks.from_shar(shar)
+        if not cuts_path(self.data_dir, "train").is_file():
+            load_cuts(self.data_dir, "train")  # the error that names the folder and the splits it has
+        return Blocks.from_manifest(cuts_path(self.data_dir, "train"))
 
     def train_dataloader(self):
         t, d = self.trainer, self.cfg.data
+        positions = self._resume_positions
+        position = tuple(positions[t.global_rank]) if positions and len(positions) == t.world_size and positions[t.global_rank] else None
         return training_loader(self.train_cuts(), d.max_duration, d.crop_seconds, d.num_buckets, self.cfg.seed, rank=t.global_rank,
-                               world_size=t.world_size, start=t.global_step * t.accumulate_grad_batches, num_workers=d.num_workers,
-                               min_seconds=d.min_seconds)
+                               world_size=t.world_size, start=t.global_step * t.accumulate_grad_batches,
+                               num_workers=resolve_workers(d.num_workers, t), min_seconds=d.min_seconds, position=position)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        self._positions[batch["index"]] = batch.get("position")
+        for old in [i for i in self._positions if i < batch["index"] - 64]:
+            del self._positions[old]
+
+    def stream_position(self):
+        """Where this process's data stream continues: the position after the last batch of the last
+        completed update (None when unknown: the stream is then replayed from its start on resume)."""
+        last = self.trainer.global_step * self.trainer.accumulate_grad_batches - 1
+        position = self._positions.get(last)
+        return list(position) if position else None
 
     def sample_split(self) -> str:
         """The split periodic samples come from: dev when the data has one."""
@@ -116,8 +140,16 @@ class TrainingTask(L.LightningModule):
         """Record the process count (the data order and the batch depend on it) and check, when there
         are several processes, that every replica holds the same weights, teacher and codebooks."""
         checkpoint["world_size"] = self.trainer.world_size
+        position = self.stream_position()
         if self.trainer.world_size > 1:
             self.check_replicas_agree()
+            import torch.distributed as dist
+
+            positions = [None] * self.trainer.world_size
+            dist.all_gather_object(positions, position)
+        else:
+            positions = [position]
+        checkpoint["data_positions"] = positions  # where each process's data stream continues
 
     def check_replicas_agree(self) -> None:
         """Raise naming the tensors whose values differ between processes (a sum per tensor, all-gathered)."""
@@ -133,8 +165,10 @@ class TrainingTask(L.LightningModule):
                                f"{' ...' if len(differ) > 6 else ''} at update {self.global_step}: a distributed update is missing")
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Resume a run written by an older version: rename its state-dict keys and put its
+        """Restore the data stream's position (without one, an older run's stream is replayed from its
+        start); resume a run written by an older version: rename its state-dict keys and put its
         optimizer state in today's parameter order (the state is a list in parameter order)."""
+        self._resume_positions = checkpoint.get("data_positions")
         state = checkpoint["state_dict"]
         upgraded = self.model_class.upgrade_state_dict(state, "model.")
         if upgraded is state:
@@ -154,3 +188,15 @@ class TrainingTask(L.LightningModule):
         old_index = {name: i for i, name in enumerate(n for g in groups for n in g)}
         saved = checkpoint["optimizer_states"][0]
         saved["state"] = {j: saved["state"][old_index[name]] for j, name in enumerate(new) if old_index[name] in saved["state"]}
+
+
+def resolve_workers(num_workers: int, trainer) -> int:
+    """``data.num_workers``; -1 (auto): on GPUs, the CPU cores per process less one for the training
+    loop, at most 8 (a GPU must not wait for audio decoding); on CPUs, 1 (the cores are busy training)."""
+    if num_workers >= 0:
+        return num_workers
+    if trainer.accelerator.__class__.__name__ == "CPUAccelerator":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    per_process = cores // max(1, trainer.num_devices)
+    return max(1, min(8, per_process - 1))
