@@ -381,9 +381,22 @@ def add_arguments(p):
                    help="where to measure (default: cuda when available)")
     p.add_argument("--data", default=None, help="a prepared data folder: its test audio feeds the feature benchmark")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows (no C++ compiler, or in a hurry)")
+    p.add_argument("--scale", default=None, metavar="WORK_DIR",
+                   help="instead: the data stream at LibriLight size (bench/scale.py), simulated in WORK_DIR (several GB)")
+    p.add_argument("--scale-hours", type=float, default=60000.0, help="hours of audio the --scale manifest describes")
 
 
 def run(args) -> int:
+    if args.scale:
+        from uniwav.bench.scale import run_scale
+
+        result = run_scale(args.scale, args.scale_hours, data_dir=args.data)
+        print(table(result))
+        if args.json:
+            from uniwav.utils import atomic_write_text
+
+            atomic_write_text(args.json, json.dumps(result, indent=1))
+        return 0
     files = []
     if args.data:
         from uniwav.data.manifests import load_cuts

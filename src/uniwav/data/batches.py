@@ -33,7 +33,7 @@ from uniwav.utils import stable_seed
 
 BLOCK_CUTS = 1000  # cuts per block (a Shar shard holds 1000 by default too)
 MIX = 4  # blocks drawn together into one unit of shuffling and bucketing
-EAGER_MANIFEST_BYTES = 8 << 20  # smaller manifests are read whole; larger ones are split into cached blocks once
+EAGER_MANIFEST_BYTES = 64 << 10  # smaller manifests are read whole; larger ones are split into cached blocks once
 
 
 def _long_enough(min_seconds: float, cut) -> bool:
@@ -70,12 +70,12 @@ class Blocks:
         if stat.st_size <= EAGER_MANIFEST_BYTES:
             return cls.from_cuts(CutSet.from_file(path).to_eager(), block_cuts)
         key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{block_cuts}".encode()).hexdigest()[:12]
-        cache = path.parent / f"blocks-{key}"
-        if not cache.is_dir():
-            tmp = path.parent / f".blocks-{key}.partial"
-            shutil.rmtree(tmp, ignore_errors=True)
-            CutSet.from_file(path).split_lazy(tmp, chunk_size=block_cuts, prefix="block")
-            tmp.rename(cache)
+        cache = next((c for c in (path.parent / f"blocks-{key}", Path.home() / ".cache" / "uniwav" / f"blocks-{key}") if c.is_dir()), None)
+        if cache is None:
+            try:  # beside the manifest; a read-only data folder (shared storage) keeps them in ~/.cache/uniwav
+                cache = _split(path, path.parent / f"blocks-{key}", block_cuts)
+            except OSError:
+                cache = _split(path, Path.home() / ".cache" / "uniwav" / f"blocks-{key}", block_cuts)
         files = sorted(cache.glob("block*.jsonl.gz"))
         return cls([(lambda f=f: CutSet.from_file(f).to_eager()) for f in files], str(path))
 
@@ -92,6 +92,15 @@ class Blocks:
             return lambda: CutSet.from_shar({"cuts": [cuts[i]], "recording": [fields["recording"][i]]}).to_eager()
 
         return cls([loader(i) for i in range(len(cuts))], str(shar_dir))
+
+
+def _split(path: Path, cache: Path, block_cuts: int) -> Path:
+    tmp = cache.with_name(f".{cache.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    CutSet.from_file(path).split_lazy(tmp, chunk_size=block_cuts, prefix="block")
+    tmp.rename(cache)
+    return cache
 
 
 Position = tuple[int, int, int]  # (epoch, unit, batches already taken from the unit)
