@@ -49,7 +49,7 @@ def tokenizer():
 
 def tts():
     return TTSModel.from_pretrained_backbone(UniWav(small_model_config()),
-                                             TTSModelConfig(vocab=list(" abc"), text_dim=8, duration_dim=8, duration_layers=2))
+                                             TTSModelConfig(vocab=list(" abc"), text_dim=8, text_layers=2, duration_dim=8, duration_layers=2))
 
 
 def vocoder():

@@ -407,6 +407,7 @@ class TTSModelConfig(BackboneConfig):
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(guidance=1.0))
     vocab: list[str] = field(default_factory=list)  # characters; ids 0 (no text) and 1 (silence) come first
     text_dim: int = 128
+    text_layers: int = 0  # convolutions that give each frame's character its neighbours (0: none, as models before 0.2)
     duration_dim: int = 128
     duration_layers: int = 3
     duration_loss_weight: float = 1.0

@@ -12,7 +12,12 @@ def add_arguments(p):
     p.add_argument("files", nargs="+", help="audio files (any rate / channels: converted)")
     p.add_argument("--beam", type=positive_int, default=1, help="1 = greedy, >1 = CTC prefix beam search")
     p.add_argument("--chunk-seconds", type=float, default=30.0, help="longer files are cut into windows of this length, overlapping by 2 s")
-    p.add_argument("--json", action="store_true", help="print one JSON object per file")
+    p.add_argument("--json", action="store_true", help="print one JSON object per file (--format json)")
+    p.add_argument("--timestamps", action="store_true", help="word start/end times and confidences (JSON output)")
+    p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default=None,
+                   help="txt: FILE<TAB>text; json: an object per file (with words when --timestamps); srt / vtt: subtitles, written "
+                        "beside each input as NAME.srt / NAME.vtt, or into --output-dir (implies --timestamps) (default: txt)")
+    p.add_argument("--output-dir", default=None, help="folder for the subtitle files of --format srt / vtt")
     add_lm_arguments(p)
 
 
@@ -52,9 +57,25 @@ def run(args):
         except AudioError as e:
             bad.append(f)
             print(f"uniwav transcribe: error: {e}", file=sys.stderr)
-    texts = transcribe(model, wavs, beam=args.beam, chunk_seconds=args.chunk_seconds, lm=lm) if wavs else []
-    for f, t in zip(good, texts):
-        print(json.dumps({"file": f, "text": t}) if args.json else f"{f}\t{t}")
+    fmt = args.format or ("json" if args.json or args.timestamps else "txt")
+    stamped = args.timestamps or fmt in ("srt", "vtt")
+    results = transcribe(model, wavs, beam=args.beam, chunk_seconds=args.chunk_seconds, lm=lm, timestamps=stamped) if wavs else []
+    for f, r in zip(good, results):
+        if fmt in ("srt", "vtt"):
+            from pathlib import Path
+
+            from uniwav.inference.timestamps import Word, to_srt, to_vtt
+            from uniwav.utils import atomic_write_text
+
+            words = [Word(**w) for w in r["words"]]
+            folder = Path(args.output_dir) if args.output_dir else Path(f).parent
+            path = folder / (Path(f).stem + "." + fmt)
+            atomic_write_text(path, to_srt(words) if fmt == "srt" else to_vtt(words))
+            print(f"{f}\t{path}")
+        elif fmt == "json":
+            print(json.dumps({"file": f, **(r if stamped else {"text": r})}))
+        else:
+            print(f"{f}\t{r['text'] if stamped else r}")
     if bad:
         print(f"uniwav transcribe: {len(bad)} of {len(args.files)} files could not be read (see above)", file=sys.stderr)
         return 2

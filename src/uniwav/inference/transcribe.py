@@ -70,17 +70,29 @@ def stitched_log_probs(model, wavs, chunk_seconds: float = 30.0, overlap_seconds
     return out
 
 
-def transcribe(model, wavs, beam: int = 1, chunk_seconds: float = 30.0, overlap_seconds: float = OVERLAP_SECONDS, lm=None) -> list[str] | str:
+def transcribe(model, wavs, beam: int = 1, chunk_seconds: float = 30.0, overlap_seconds: float = OVERLAP_SECONDS, lm=None,
+               timestamps: bool = False):
     """Text of one 1-D waveform at the model's sample rate, or texts of a list of them: greedy when
     beam == 1, CTC prefix beam search otherwise, or beam search with a word LM (``lm``: an
-    ``LMDecoder``; its beam is ``LM_BEAM`` unless ``beam`` > 1). ``model``: a ``CTCModel``."""
+    ``LMDecoder``; its beam is ``LM_BEAM`` unless ``beam`` > 1). ``model``: a ``CTCModel``.
+    ``timestamps``: each result is {"text", "words": [{"word", "start", "end", "confidence"}]}
+    instead (seconds from the start of the file; ``inference.timestamps``)."""
+    from uniwav.inference.timestamps import as_dicts, word_timestamps
+
     single = getattr(wavs, "ndim", None) == 1  # one tensor or array, not a list of them
     wavs = [wavs] if single else list(wavs)
     texts = []
-    for lp in stitched_log_probs(model, wavs, chunk_seconds, overlap_seconds):
+    for wav, lp in zip(wavs, stitched_log_probs(model, wavs, chunk_seconds, overlap_seconds)):
         if lm is not None:
             text = lm.decode(lp, beam=beam if beam > 1 else LM_BEAM)
         else:
             text = model.vocab.decode(greedy_decode(lp) if beam <= 1 else prefix_beam_search(lp, beam=beam))
-        texts.append(" ".join(text.split()))
+        text = " ".join(text.split())
+        if timestamps:
+            duration = len(wav) / model.cfg.features.sample_rate
+            words = word_timestamps(lp, text, model.vocab.symbols, model.cfg.features.frame_rate)
+            for w in words:
+                w.start, w.end = min(w.start, duration), min(w.end, duration)
+            text = {"text": text, "words": as_dicts(words)}
+        texts.append(text)
     return texts[0] if single else texts

@@ -96,6 +96,25 @@ class DurationPredictor(nn.Module):
         return self.out(x)[..., 0]
 
 
+class TextContext(nn.Module):
+    """Frame-level text embeddings [B, T, C] -> the same, each frame seeing its neighbours: residual
+    depthwise-separable convolutions over frames (kernel 5, dilations 1, 2, 4, ...), so a frame knows
+    the characters around it and where in its character it is. Padded frames are zeroed first."""
+
+    def __init__(self, dim: int, layers: int, kernel: int = 5):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv1d(dim, dim, kernel, padding=(kernel // 2) * 2**i, dilation=2**i, groups=dim) for i in range(layers))
+        self.mixes = nn.ModuleList(nn.Linear(dim, dim) for _ in range(layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        for conv, mix, norm in zip(self.convs, self.mixes, self.norms):
+            if padding_mask is not None:
+                x = x.masked_fill(padding_mask[..., None], 0.0)
+            x = x + mix(F.gelu(conv(norm(x).transpose(1, 2)).transpose(1, 2)))
+        return x
+
+
 @dataclass
 class TTSOutput:
     loss: torch.Tensor  # flow loss + duration loss
@@ -118,6 +137,7 @@ class TTSModel(BackboneModel):
         self.backbone = Backbone(cfg)
         self.index = {ch: i + 2 for i, ch in enumerate(cfg.vocab)}
         self.text_embed = nn.Embedding(len(cfg.vocab) + 2, cfg.text_dim)
+        self.text_context = TextContext(cfg.text_dim, cfg.text_layers) if cfg.text_layers else None
         self.text_proj = nn.Linear(cfg.text_dim, cfg.encoder.dim)
         nn.init.zeros_(self.text_proj.weight)
         nn.init.zeros_(self.text_proj.bias)
@@ -145,7 +165,10 @@ class TTSModel(BackboneModel):
     def condition(self, feats: torch.Tensor, mask: torch.Tensor, frame_tokens: torch.Tensor,
                   padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """cond [B, T, D] = z(features with ``mask`` frames masked) + text projection."""
-        return self.backbone.represent(feats, padding_mask, mask) + self.text_proj(self.text_embed(frame_tokens))
+        text = self.text_embed(frame_tokens)
+        if self.text_context is not None:
+            text = self.text_context(text, padding_mask)
+        return self.backbone.represent(feats, padding_mask, mask) + self.text_proj(text)
 
     def unconditional(self, feats: torch.Tensor, padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
         """The condition with text and audio context dropped (what classifier-free guidance contrasts with)."""
