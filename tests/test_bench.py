@@ -63,3 +63,13 @@ def test_benchmarks_run_and_report_ratios(tmp_path):
         enc = bench.encoder_vs_hubert("tiny", "cpu", 1, 1.0, repeats=1)
         assert enc["speedup"] > 0 and abs(enc["params_ours"] - enc["params_hubert"]) / enc["params_hubert"] < 0.01  # same shape
         assert enc["hubert_mfu"] > 0 and enc["speedup_bound"] > 0
+
+
+def test_onnx_row_times_both_runtimes_on_the_same_models():
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    from uniwav.bench import run as bench
+
+    row = bench.onnx_runtime(1.0, repeats=1)
+    for name in ("transcribe", "vocoder"):
+        assert row[f"{name}_torch_rtf"] > 0 and row[f"{name}_onnx_rtf"] > 0
+        assert row[f"{name}_onnx_speedup"] == pytest.approx(row[f"{name}_torch_rtf"] / row[f"{name}_onnx_rtf"])

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "uniwav"
 
 # Lower layers never import higher ones (README, "Layout"); a module may import its own layer.
-LAYERS = ["utils", "checkpoint", "config", "features", "data", "models", "inference", "evaluation", "training", "bench", "recipes", "cli"]
+LAYERS = ["utils", "checkpoint", "config", "features", "data", "models", "inference", "evaluation", "training", "bench", "app", "recipes",
+          "cli"]
 
 
 def test_ruff_passes():

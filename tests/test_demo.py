@@ -1,5 +1,7 @@
+import importlib.util
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +16,9 @@ def test_demo_smoke_runs_every_stage_and_continues(tmp_path, capsys):
     assert main(args) == 0
     stages = json.loads((out / "stages.json").read_text())
     assert list(stages) == ["corpus", "pretrain", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "tokenizer",
-                            "tts-pretrained", "tts-scratch", "tokens", "tts", "goals", "report"]
+                            "tts-pretrained", "tts-scratch", "tokens", "tts", "goals", "app", "report"]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"corpus", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "tokens", "tts", "goals", "report"}
+    assert set(metrics) == {"corpus", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "tokens", "tts", "goals", "app", "report"}
     for unit in ("cer", "wer"):
         compare = metrics["asr-compare"][unit]
         assert compare["baseline"] == pytest.approx(metrics["asr-scratch"][f"test_{unit}"])
@@ -35,6 +37,14 @@ def test_demo_smoke_runs_every_stage_and_continues(tmp_path, capsys):
         samples = metrics[stage]["samples"] if stage == "tokens" else metrics[stage]["tts-pretrained"]["samples"]
         assert all((out / path).is_file() for paths in samples.values() for path in paths)
     assert (out / "export" / "model.safetensors").is_file() and (out / "pretrain" / "tb").is_dir()
+    from uniwav.app.screenshots import find_browser
+
+    if find_browser() and importlib.util.find_spec("playwright") and importlib.util.find_spec("gradio"):
+        assert [Path(p).name for p in metrics["app"]["screenshots"]] == ["transcribe.png", "speak.png", "tokens.png"]
+        assert all((out / p).stat().st_size > 10_000 for p in metrics["app"]["screenshots"])
+        assert "The web page" in (out / "report.html").read_text()
+    else:
+        assert "not installed" in metrics["app"]["skipped"]
     check_report(out / "report.html")
     capsys.readouterr()
     assert main(args) == 0  # everything is done: every stage is skipped

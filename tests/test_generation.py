@@ -110,11 +110,11 @@ def test_evaluate_tts_sweeps_settings_uses_true_durations_and_compares_models(de
     assert main([*common, "--cfg", "0", "2", "--sway", "-1", "--compare", str(tmp_path / "a.json"), "--json", str(tmp_path / "b.json")]) == 0
     result = json.loads((tmp_path / "b.json").read_text())
     assert set(result["rows"]) == {"ground truth (vocoded)", "tts nfe=2 cfg=0 sway=-1", "tts nfe=2 cfg=2 sway=-1"}
-    assert result["compare"]["baseline_system"] == "tts nfe=2 cfg=1" and result["compare"]["system"] == "tts nfe=2 cfg=0 sway=-1"
+    assert result["compare"]["baseline_system"] == "tts nfe=2 cfg=2 sway=-1" and result["compare"]["system"] == "tts nfe=2 cfg=0 sway=-1"
     assert set(result["compare"]) >= {"cer", "wer"}
     assert main([*common, "--durations", "predicted", "ground-truth", "--alignments", str(tmp_path / "align"),
                  "--json", str(tmp_path / "c.json")]) == 0
     result = json.loads((tmp_path / "c.json").read_text())
-    assert set(result["rows"]) == {"ground truth (vocoded)", "tts nfe=2 cfg=1", "tts nfe=2 cfg=1 gt-durations"}
-    rows = result["per_utterance"]["tts nfe=2 cfg=1 gt-durations"]
+    assert set(result["rows"]) == {"ground truth (vocoded)", "tts nfe=2 cfg=2 sway=-1", "tts nfe=2 cfg=2 sway=-1 gt-durations"}
+    rows = result["per_utterance"]["tts nfe=2 cfg=2 sway=-1 gt-durations"]
     assert rows and all({"id", "ref", "hyp", "asr_hyp"} <= set(r) for r in rows)

@@ -155,7 +155,7 @@ def test_finetune_tts_speak_and_evaluate(demo_data, tmp_path):
     assert main(["evaluate", "tts", "--model", str(tts), "--data", str(demo_data), "--nfe", "2", "4", "--max-pairs", "2",
                  "--asr", str(asr), "--json", str(result_path)]) == 0
     result = json.loads(result_path.read_text())
-    assert set(result["rows"]) == {"ground truth (vocoded)", "tts nfe=2 cfg=1", "tts nfe=4 cfg=1"} and result["n"] == 2
+    assert set(result["rows"]) == {"ground truth (vocoded)", "tts nfe=2 cfg=2 sway=-1", "tts nfe=4 cfg=2 sway=-1"} and result["n"] == 2
     assert all("asr_cer" in r for r in result["rows"].values())
     # the from-scratch baseline trains the same architecture
     assert main(["finetune-tts", "--init", "none", "--data", str(demo_data), "--alignments", str(align), "--out", str(tmp_path / "scratch"),

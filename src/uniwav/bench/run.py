@@ -10,6 +10,8 @@
   and the same for lhotse's Fbank (the reference).
 - inference.*.rtf: processing time / audio duration (< 1 = faster than real time) for transcription,
   tokenize+detokenize and TTS at several NFE.
+- onnx.*_onnx_speedup: the recogniser and the vocoder run by onnxruntime (``uniwav export --onnx``)
+  against the same models in torch, same input, same threads. > 1 = onnxruntime faster.
 - memory.<preset>.peak_mb: peak memory of one training step (CUDA: max allocated; CPU: peak RSS
   of a fresh process minus the same process before the step).
 """
@@ -203,10 +205,9 @@ def features(files: list, repeats: int = 1) -> dict:
 
 def inference(device: str, seconds: float, nfes: list, repeats: int) -> dict:
     """Real-time factors of the tiny models (random weights: speed does not depend on them)."""
-    from uniwav.config import CTCModelConfig, TokenizerModelConfig, TTSModelConfig, VocoderModelConfig, load_config
+    from uniwav.config import TokenizerModelConfig, TTSModelConfig, VocoderModelConfig, load_config
     from uniwav.inference.transcribe import transcribe
     from uniwav.inference.vocoders import Synthesizer
-    from uniwav.models.ctc import CTCModel
     from uniwav.models.tokenizer import SpeechTokenizer
     from uniwav.models.tts import TTSModel
     from uniwav.models.uniwav import UniWav
@@ -215,7 +216,7 @@ def inference(device: str, seconds: float, nfes: list, repeats: int) -> dict:
     cfg = _preset_model_config("tiny")
     pre = UniWav(cfg).eval()
     wav = torch.randn(int(seconds * cfg.features.sample_rate)) * 0.1
-    ctc = CTCModel(CTCModelConfig(features=cfg.features, encoder=cfg.encoder, vocab=["<blank>", *" 'abcdefghijklmnopqrstuvwxyz"])).eval()
+    ctc = _tiny_ctc(cfg)
     out = {"audio_seconds": seconds, "transcribe_rtf": timed(lambda: transcribe(ctc, wav), repeats) / seconds}
     tok = SpeechTokenizer.from_pretrained_backbone(pre, TokenizerModelConfig()).eval()
     voc_cfg = load_config(VocoderModelConfig, base=_vocoder_preset())
@@ -241,6 +242,39 @@ def inference(device: str, seconds: float, nfes: list, repeats: int) -> dict:
     for nfe in nfes:
         t = timed(lambda n=nfe: synthesize(tts, wav[: 3 * cfg.features.sample_rate].numpy(), text, synth, nfe=n, guidance=1.0), repeats)
         out[f"tts_nfe{nfe}_rtf"] = t / gen_seconds
+    return out
+
+
+def _tiny_ctc(cfg):
+    from uniwav.config import CTCModelConfig
+    from uniwav.models.ctc import CTCModel
+
+    return CTCModel(CTCModelConfig(features=cfg.features, encoder=cfg.encoder, vocab=["<blank>", *" 'abcdefghijklmnopqrstuvwxyz"])).eval()
+
+
+def onnx_runtime(seconds: float, repeats: int) -> dict:
+    """The tiny recogniser and the demo's vocoder through onnxruntime against the same models in torch
+    (CPU, same threads): real-time factors and speedup = torch time / onnxruntime time."""
+    import tempfile
+
+    from uniwav.config import VocoderModelConfig, load_config
+    from uniwav.inference.onnx import export_onnx, load_onnx
+    from uniwav.inference.transcribe import transcribe
+    from uniwav.models.vocoder import Vocoder
+
+    cfg = _preset_model_config("tiny")
+    wav = torch.randn(int(seconds * cfg.features.sample_rate)) * 0.1
+    ctc, vocoder = _tiny_ctc(cfg), Vocoder(load_config(VocoderModelConfig, base=_vocoder_preset())).eval()
+    mel = vocoder.features.raw(wav[None])[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_ctc = load_onnx(export_onnx(ctc, f"{tmp}/ctc"), threads=torch.get_num_threads())
+        onnx_vocoder = load_onnx(export_onnx(vocoder, f"{tmp}/vocoder"), threads=torch.get_num_threads())
+    out = {"audio_seconds": seconds}
+    for name, ours, theirs in (("transcribe", lambda: transcribe(ctc, wav), lambda: transcribe(onnx_ctc, wav)),
+                               ("vocoder", lambda: vocoder(mel), lambda: onnx_vocoder(mel))):
+        with torch.no_grad():
+            t_torch, t_onnx = timed(ours, repeats), timed(theirs, repeats)
+        out.update({f"{name}_torch_rtf": t_torch / seconds, f"{name}_onnx_rtf": t_onnx / seconds, f"{name}_onnx_speedup": t_torch / t_onnx})
     return out
 
 
@@ -352,7 +386,15 @@ def run_all(quick: bool, device: str, files: list, compile: bool = True, on_row=
     if files:
         result["features"] = features(files)
     result["inference"] = inference(device, 8.0, [4, 8, 16, 32], 1 if quick else 3)
+    if device == "cpu" and _has("onnxruntime"):
+        result["onnx"] = onnx_runtime(8.0, 3 if quick else 5)
     return result
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def table(result: dict) -> str:

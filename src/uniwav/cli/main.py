@@ -29,12 +29,13 @@ SUBCOMMANDS = {
     "analyze": "uniwav.cli.analyze",
     "demo": "uniwav.cli.demo",
     "bench": "uniwav.cli.bench",
+    "serve": "uniwav.cli.serve",
 }
 
 HELP = {
     "prepare": "prepare a corpus: your own folder, LibriSpeech, LibriLight, or the built-in espeak-ng demo",
     "pretrain": "pre-train (or resume) UniWav: encoder + flow-matching decoder, jointly",
-    "export": "export a run to config.json + model.safetensors (from_pretrained)",
+    "export": "export a run to config.json + model.safetensors (from_pretrained), or a recogniser / vocoder to ONNX",
     "finetune-asr": "fine-tune a CTC recogniser from a pre-trained model (or from scratch)",
     "transcribe": "transcribe audio files with a fine-tuned CTC model",
     "finetune-tokenizer": "add a residual vector quantiser to a pre-trained model: speech tokens at 500/1000 bit/s",
@@ -51,6 +52,7 @@ HELP = {
     "analyze": "what each encoder layer knows (character probe, mutual information with characters and speakers)",
     "demo": "the whole pipeline on the built-in demo corpus",
     "bench": "speed and memory, as ratios against references measured in the same run",
+    "serve": "the trained models in a local web page (Gradio): transcribe, speak, tokens",
 }
 
 

@@ -8,7 +8,7 @@ import json
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True, help="fine-tuned ASR run or export folder")
+    p.add_argument("--model", required=True, help="fine-tuned ASR run or export folder, or its ONNX export (run by onnxruntime)")
     p.add_argument("files", nargs="+", help="audio files (any rate / channels: converted)")
     p.add_argument("--beam", type=positive_int, default=1, help="1 = greedy, >1 = CTC prefix beam search")
     p.add_argument("--chunk-seconds", type=float, default=30.0, help="longer files are cut into windows of this length, overlapping by 2 s")
@@ -47,7 +47,9 @@ def run(args):
 
     if not args.chunk_seconds > OVERLAP_SECONDS:
         raise ConfigError(f"--chunk-seconds must be longer than the {OVERLAP_SECONDS:g} s the windows overlap, got {args.chunk_seconds:g}")
-    model = CTCModel.from_pretrained(args.model)
+    from uniwav.inference.onnx import is_onnx_export, load_onnx
+
+    model = load_onnx(args.model) if is_onnx_export(args.model) else CTCModel.from_pretrained(args.model)
     lm = lm_decoder(args, model)
     good, wavs, bad = [], [], []
     for f in args.files:  # a broken file is reported; the others are still transcribed

@@ -49,7 +49,7 @@ def system_name(settings: dict) -> str:
     parts += [f"cfg={settings['guidance']:g}"] if "guidance" in settings else []
     parts += [f"sway={settings['sway']:g}"] if settings.get("sway") else []
     parts += [settings["method"]] if settings.get("method", "midpoint") != "midpoint" else []
-    parts += ["context-drifts"] if settings.get("context_path") is False else []
+    parts += ["context-path"] if settings.get("context_path") else []
     parts += ["gt-durations"] if settings.get("durations") == "ground-truth" else []
     return " ".join(["tts", *parts])
 

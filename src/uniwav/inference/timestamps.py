@@ -86,4 +86,5 @@ def to_vtt(words: list[Word]) -> str:
 
 
 def as_dicts(words: list[Word]) -> list[dict]:
-    return [asdict(w) for w in words]
+    """Words as JSON-ready dicts: times to the millisecond, confidence to 4 digits."""
+    return [{**asdict(w), "start": round(w.start, 3), "end": round(w.end, 3), "confidence": round(w.confidence, 4)} for w in words]

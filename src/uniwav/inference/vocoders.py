@@ -76,13 +76,17 @@ def load_public_vocos(path) -> Vocoder:
     return model.eval()
 
 
-def load_vocoder_model(path) -> Vocoder:
-    """Our vocoder run / export, or a public Vocos folder."""
+def load_vocoder_model(path):
+    """Our vocoder run / export, its ONNX export (run by onnxruntime), or a public Vocos folder."""
+    from uniwav.inference.onnx import is_onnx_export, load_onnx
+
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: vocoder not found")
     if (path / "pytorch_model.bin").is_file():
         return load_public_vocos(path)
+    if is_onnx_export(path):
+        return load_onnx(path)
     return Vocoder.from_pretrained(path)
 
 
@@ -105,6 +109,6 @@ class Synthesizer:
 
     @torch.no_grad()
     def __call__(self, mel: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.model, Vocoder):
-            return self.model(mel[None].float())[0]
-        return self.model(mel.float())
+        if isinstance(self.model, GriffinLim):
+            return self.model(mel.float())
+        return self.model(mel[None].float())[0]

@@ -94,11 +94,14 @@ class ISTFTHead(nn.Module):
         self.out = nn.Linear(dim, n_fft + 2)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def spectrum(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """hidden [B, T, dim] -> real and imaginary parts [B, n_fft // 2 + 1, T] of the spectrogram."""
         log_mag, phase = self.out(x).transpose(1, 2).float().chunk(2, dim=1)
         mag = torch.exp(log_mag).clamp(max=1e2)
-        spec = torch.polar(mag, phase)
-        return istft(spec, self.n_fft, self.hop, self.window, self.padding)
+        return mag * torch.cos(phase), mag * torch.sin(phase)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return istft(torch.complex(*self.spectrum(x)), self.n_fft, self.hop, self.window, self.padding)
 
 
 class Vocoder(PretrainedMixin, nn.Module):

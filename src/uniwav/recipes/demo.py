@@ -270,6 +270,33 @@ def goals(d: Demo) -> dict:
     return out
 
 
+def app_screenshots(d: Demo) -> dict:
+    """The web page (``uniwav serve``) with the models just trained, one screenshot per tab, taken in a
+    headless Chromium; skipped, with the reason, where Gradio, Playwright or a browser is missing."""
+    import importlib.util
+    import socket
+
+    from uniwav.app.screenshots import find_browser
+
+    missing = [name for name, found in (("gradio", importlib.util.find_spec("gradio")), ("playwright", importlib.util.find_spec("playwright")),
+                                        ("a Chromium browser", find_browser())) if not found]
+    if missing:
+        print(f"  skipped: {', '.join(missing)} not installed (pip install 'uniwav[app]' playwright; apt-get install chromium)")
+        return {"skipped": f"{', '.join(missing)} not installed"}
+    from uniwav.app.screenshots import screenshot_tabs
+    from uniwav.app.serve import Models, serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = serve(Models(str(d.out / d.best_asr()), str(d.out / "tts-pretrained"), str(d.out / "tokenizer")), port=port, block=False)
+    try:
+        shots = screenshot_tabs(f"http://127.0.0.1:{port}/", d.out / "samples" / "app")
+    finally:
+        app.close()
+    return {"screenshots": [p.relative_to(d.out).as_posix() for p in shots]}
+
+
 def report(d: Demo) -> dict:
     from uniwav.recipes.demo_report import build_report
 
@@ -279,23 +306,24 @@ def report(d: Demo) -> dict:
 STAGES = [
     Stage("corpus", lambda d: f"synthesising {d.options.corpus_minutes:g} minutes of demo speech -> {d.data}", corpus),
     Stage("pretrain", lambda d: f"pre-training the tiny model, {d.updates('pretrain')} updates -> {d.out / 'pretrain'}", pretrain,
-          updates=3000, share=0.36, cost=1.0),
+          updates=2500, share=0.32, cost=1.0),
     Stage("asr-pretrained", lambda d: f"CTC fine-tuning from the pre-trained encoder, {d.options.label_minutes:g} min of labels, "
-          f"{d.updates('asr-pretrained')} updates", asr("asr-pretrained", lambda d: str(d.out / "pretrain")), updates=1500, share=0.08, cost=0.4),
+          f"{d.updates('asr-pretrained')} updates", asr("asr-pretrained", lambda d: str(d.out / "pretrain")), updates=1500, share=0.04, cost=0.35),
     Stage("asr-scratch", lambda d: "CTC fine-tuning from random initialisation, same labels and updates", asr("asr-scratch", lambda d: "none"),
-          updates=1500, share=0.08, cost=0.4),
+          updates=1500, share=0.04, cost=0.35),
     Stage("asr-compare", lambda d: "pre-trained vs scratch recogniser: paired bootstrap over the test utterances", asr_compare),
     Stage("align", lambda d: "forced alignment of every split with the better recogniser", align),
     Stage("layers", lambda d: "what each encoder layer knows (character probe, mutual information)", analyze),
     Stage("tokenizer", lambda d: f"speech tokenizer (500 / 1000 bit/s), {d.updates('tokenizer')} updates", tokenizer,
-          updates=2000, share=0.16, cost=0.8),
+          updates=1200, share=0.2, cost=1.6),
     Stage("tts-pretrained", lambda d: f"text-to-speech from the pre-trained model, {d.updates('tts-pretrained')} updates",
-          tts("tts-pretrained", lambda d: str(d.out / "pretrain")), updates=3000, share=0.16, cost=0.9),
+          tts("tts-pretrained", lambda d: str(d.out / "pretrain")), updates=1500, share=0.2, cost=1.1),
     Stage("tts-scratch", lambda d: "text-to-speech from scratch, same updates", tts("tts-scratch", lambda d: "none"),
-          updates=3000, share=0.16, cost=0.9),
+          updates=1500, share=0.2, cost=1.1),
     Stage("tokens", lambda d: "resynthesis at 500 and 1000 bit/s vs. the original", evaluate_tokens),
     Stage("tts", lambda d: "text-to-speech, cross-sentence, pre-trained vs scratch", evaluate_tts),
     Stage("goals", lambda d: "the generation goals", goals),
+    Stage("app", lambda d: "the web page with these models (uniwav serve), a screenshot of each tab", app_screenshots),
     Stage("report", lambda d: f"writing {d.out / 'report.html'}", report),
 ]
 STAGE_BY_NAME = {s.name: s for s in STAGES}

@@ -168,6 +168,13 @@ def build_report(d) -> Path:
         r.text("Whisper CER and speaker similarity as ratios to the original through the same vocoder (Griffin-Lim).")
         r.table(m["goals"])
 
+    shots = m.get("app", {}).get("screenshots", [])
+    if shots:
+        r.section("The web page")
+        r.text("uniwav serve with these models (the command below): one tab per model.")
+        for path in shots:
+            r.image(out / path, Path(path).stem)
+
     r.section("Reproduce")
     budget = f" --budget-minutes {o.budget_minutes:g}" if o.budget_minutes else ""
     r.code(f"uniwav demo --out {out}{budget}\ntensorboard --logdir {out}\nuniwav serve --asr {out / 'asr-pretrained'} "
