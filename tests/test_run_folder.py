@@ -106,3 +106,22 @@ def test_the_progress_bar_ends_where_max_minutes_will_stop_the_run(demo_data, tm
     out, err = capfd.readouterr()
     totals = [int(t) for t in re.findall(r"\b\d+/(\d+) \[", out + err)]
     assert totals and totals[-1] < 10000, totals[-5:]  # not the schedule's 100000 updates
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 300 kB file system (tmpfs): too small for one checkpoint. Needs the right to mount (root in CI)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_is_one_line_naming_the_checkpoint(demo_data, tiny_disk, capsys):
+    run = tiny_disk / "run"
+    assert pretrain(demo_data, run, "--max-steps", "2", "trainer.checkpoint_every=1", "data.num_workers=0") == 2
+    err = capsys.readouterr().err
+    assert f"{run / 'checkpoints'}" in err and "No space left on device" in err and "free some space" in err
+    assert "Traceback" not in err and not list((run / "checkpoints").iterdir())  # no half-written file left behind

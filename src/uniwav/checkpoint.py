@@ -3,7 +3,10 @@ for training checkpoints, safetensors for exported weights."""
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
+import shutil
 from pathlib import Path
 
 import torch
@@ -18,8 +21,25 @@ class CheckpointError(RuntimeError):
 def save_checkpoint(obj: dict, path) -> None:
     """``torch.save`` to a temporary file beside ``path``, fsync, then an atomic rename: a
     crash (even kill -9) at any moment leaves either the old file or the new one."""
-    with atomic_path(path, suffix=".ckpt") as tmp:
-        torch.save(obj, tmp)
+    try:
+        with atomic_path(path, suffix=".ckpt") as tmp:
+            torch.save(obj, tmp)
+    except RuntimeError as e:  # torch reports a failed write (a full disk, a quota) as its own RuntimeError
+        free = shutil.disk_usage(Path(path).parent).free
+        code = errno.ENOSPC if free < _tensor_bytes(obj) + (1 << 20) else errno.EIO
+        raise OSError(code, f"{os.strerror(code)}: the checkpoint could not be written ({free >> 20} MB free; "
+                      f"{str(e).splitlines()[0][:120]})", str(path)) from None
+
+
+def _tensor_bytes(obj) -> int:
+    """Bytes of the tensors inside nested dicts / lists: about the size of the checkpoint file."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:

@@ -222,7 +222,8 @@ def quiet_lightning() -> None:
     import logging
     import warnings
 
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed"):
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed",
+                 "lightning.pytorch.trainer.connectors.checkpoint_connector"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for message in (".*exists and is not empty.*", ".*isinstance\\(treespec, LeafSpec\\).*", ".*is not supported by the model summary.*",
                     ".*does not have many workers.*", ".*was called without a model.*", ".*there is no last checkpoint available.*",
