@@ -243,8 +243,14 @@ def test_finetune_tokenizer_tokenize_detokenize_resynthesize_evaluate(demo_data,
                  "trainer.sample_every=2", "trainer.log_every=1", "optim.warmup_steps=1"]) == 0
     tok = SpeechTokenizer.from_pretrained(tok_run)
     p = UniWav.from_pretrained(pre)
-    for k, v in p.backbone.encoder.state_dict().items():  # frozen encoder
-        assert torch.equal(tok.backbone.encoder.state_dict()[k], v), k
+    before, after = p.backbone.encoder.state_dict(), tok.backbone.encoder.state_dict()
+    assert any(not torch.equal(after[k], v) for k, v in before.items())  # the preset trains the encoder with the codes
+    frozen_run = tmp_path / "tok-frozen"
+    assert main(["finetune-tokenizer", "--init", str(pre), "--data", str(demo_data), "--out", str(frozen_run), "--max-steps", "2",
+                 "--no-progress", "model.quantizer.codebook_size=16", "data.num_workers=0", "data.max_duration=6", "optim.warmup_steps=1",
+                 "freeze_encoder=true"]) == 0
+    frozen = SpeechTokenizer.from_pretrained(frozen_run).backbone.encoder.state_dict()
+    assert all(torch.equal(frozen[k], v) for k, v in before.items())
     from uniwav.data.manifests import load_cuts
     import soundfile as sf
 

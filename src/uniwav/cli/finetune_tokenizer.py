@@ -9,7 +9,7 @@ def add_arguments(p):
     p.add_argument("--init", required=True, help="pre-trained UniWav run or export folder")
     p.add_argument("--asr", default=None, help="a CTC model that transcribes the dev utterances generated every trainer.sample_every "
                    "updates (learning curves in TensorBoard: monitor/*; Whisper is used too when the eval extra is installed)")
-    add_training_arguments(p, "tokenizer_tiny", "model.quantizer.codebook_size=512 freeze_encoder=false")
+    add_training_arguments(p, "tokenizer_tiny", "model.quantizer.codebook_size=512 freeze_encoder=true")
 
 
 def run(args):
