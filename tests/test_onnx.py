@@ -62,8 +62,11 @@ def test_onnx_transcripts_and_timestamps_equal_torch(ctc_export, tmp_path, capsy
     from uniwav.cli.main import main
     from uniwav.inference.transcribe import transcribe
 
+    from uniwav.inference.onnx import load_recogniser
+
     model, folder = ctc_export
     onnx = load_onnx(folder / "onnx")
+    assert isinstance(load_recogniser(folder / "onnx"), OnnxCTC) and isinstance(load_recogniser(folder / "torch"), CTCModel)
     wavs = [torch.randn(n) * 0.1 for n in (SR, int(1.7 * SR), int(0.4 * SR))]
     assert transcribe(onnx, wavs) == transcribe(model, wavs)
     assert transcribe(onnx, wavs, beam=4) == transcribe(model, wavs, beam=4)

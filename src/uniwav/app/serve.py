@@ -87,8 +87,8 @@ class Models:
 
     def __init__(self, asr: Optional[str] = None, tts: Optional[str] = None, tokenizer: Optional[str] = None,
                  vocoder: Optional[str] = None, lm: Optional[str] = None):
+        from uniwav.inference.onnx import load_recogniser
         from uniwav.inference.vocoders import Synthesizer
-        from uniwav.models.ctc import CTCModel
         from uniwav.models.tokenizer import SpeechTokenizer
         from uniwav.models.tts import TTSModel
 
@@ -96,7 +96,7 @@ class Models:
             from uniwav.config import ConfigError
 
             raise ConfigError("give at least one model: --asr, --tts or --tokenizer")
-        self.asr = CTCModel.from_pretrained(asr) if asr else None
+        self.asr = load_recogniser(asr) if asr else None
         self.lm = None
         if lm and self.asr is not None:
             from uniwav.inference.lm import LMDecoder

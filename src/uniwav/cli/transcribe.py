@@ -43,13 +43,12 @@ def run(args):
     from uniwav.config import ConfigError
     from uniwav.data.audio import AudioError, read_audio
     from uniwav.inference.transcribe import OVERLAP_SECONDS, transcribe
-    from uniwav.models.ctc import CTCModel
 
     if not args.chunk_seconds > OVERLAP_SECONDS:
         raise ConfigError(f"--chunk-seconds must be longer than the {OVERLAP_SECONDS:g} s the windows overlap, got {args.chunk_seconds:g}")
-    from uniwav.inference.onnx import is_onnx_export, load_onnx
+    from uniwav.inference.onnx import load_recogniser
 
-    model = load_onnx(args.model) if is_onnx_export(args.model) else CTCModel.from_pretrained(args.model)
+    model = load_recogniser(args.model)
     lm = lm_decoder(args, model)
     good, wavs, bad = [], [], []
     for f in args.files:  # a broken file is reported; the others are still transcribed

@@ -167,3 +167,12 @@ def load_onnx(path, threads: Optional[int] = None):
     if meta.get("model_type") == "vocoder":
         return OnnxVocoder(path, from_dict(VocoderModelConfig, meta["model"]), session)
     raise CheckpointError(f"{path}: an ONNX export of a {meta.get('model_type')!r} model, not a recogniser or a vocoder")
+
+
+def load_recogniser(path):
+    """A recogniser from a run, an export or an ONNX export folder (run by onnxruntime)."""
+    if is_onnx_export(path):
+        return load_onnx(path)
+    from uniwav.models.ctc import CTCModel
+
+    return CTCModel.from_pretrained(path)
