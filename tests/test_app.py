@@ -3,21 +3,16 @@ tiny models: every tab with good and bad input, two requests at once; and the pa
 browser when one is installed."""
 
 import shutil
-import socket
 import threading
 
 import numpy as np
 import pytest
 
+from uniwav.utils import free_port
+
 gradio_client = pytest.importorskip("gradio_client", reason="the app extra is not installed: pip install 'uniwav[app]'")
 
 from conftest import tone, write_wav  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +34,7 @@ def server(tmp_path_factory):
     tok.train()
     tok.quantizer(__import__("torch").randn(100, 32))
     tok.eval().save_pretrained(root / "tok")
-    port = _free_port()
+    port = free_port()
     app = serve(Models(str(root / "asr"), str(root / "tts"), str(root / "tok")), port=port, block=False)
     write_wav(root / "speech.wav", tone(2.0))
     write_wav(root / "silence.wav", np.zeros(32000, dtype=np.float32))

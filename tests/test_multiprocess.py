@@ -4,7 +4,6 @@ of process count, fine-tuning, and two "nodes" on localhost."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import pytest
 import torch
 
 from uniwav.checkpoint import load_checkpoint
+from uniwav.utils import free_port
 
 from conftest import SMALL_OVERRIDES
 
@@ -84,16 +84,10 @@ def test_two_process_fine_tuning(demo_data, tmp_path):
     assert weights(asr)["global_step"] == 3 and weights(asr)["world_size"] == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_nodes_on_localhost(demo_data, tmp_path):
     """One process per "node", as SLURM or torchrun starts them: the same command with NODE_RANK 0 and 1."""
     run = tmp_path / "run"
-    port = str(_free_port())
+    port = str(free_port())
     argv = ["pretrain", "--data", str(demo_data), "--out", str(run), "--no-progress", "--max-steps", "2", *SMALL_OVERRIDES,
             "--devices", "1", "--num-nodes", "2", "--strategy", "ddp", "trainer.accelerator=cpu", "data.num_workers=0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": "2", "LOCAL_RANK": "0"}

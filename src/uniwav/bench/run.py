@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import statistics
@@ -341,8 +342,6 @@ def train_shape(preset: str, device: str) -> tuple[int, float]:
 
 def hubert_row(preset: str, device: str, repeats: int, compile: bool = False, bf16: bool = False) -> dict:
     """``encoder_vs_hubert`` at the preset's training shape, or a note when its reference (transformers) is not installed."""
-    import importlib.util
-
     if importlib.util.find_spec("transformers") is None:
         return {"skipped": "transformers is not installed: pip install 'uniwav[bench]' for this row"}
     return encoder_vs_hubert(preset, device, *train_shape(preset, device), repeats, compile=compile, bf16=bf16)
@@ -386,15 +385,10 @@ def run_all(quick: bool, device: str, files: list, compile: bool = True, on_row=
     if files:
         result["features"] = features(files)
     result["inference"] = inference(device, 8.0, [4, 8, 16, 32], 1 if quick else 3)
-    if device == "cpu" and _has("onnxruntime"):
+    if device == "cpu" and importlib.util.find_spec("onnxruntime") is not None:
         result["onnx"] = onnx_runtime(8.0, 3 if quick else 5)
     return result
 
-
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 def table(result: dict) -> str:

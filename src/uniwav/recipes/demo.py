@@ -274,9 +274,9 @@ def app_screenshots(d: Demo) -> dict:
     """The web page (``uniwav serve``) with the models just trained, one screenshot per tab, taken in a
     headless Chromium; skipped, with the reason, where Gradio, Playwright or a browser is missing."""
     import importlib.util
-    import socket
 
     from uniwav.app.screenshots import find_browser
+    from uniwav.utils import free_port
 
     missing = [name for name, found in (("gradio", importlib.util.find_spec("gradio")), ("playwright", importlib.util.find_spec("playwright")),
                                         ("a Chromium browser", find_browser())) if not found]
@@ -286,9 +286,7 @@ def app_screenshots(d: Demo) -> dict:
     from uniwav.app.screenshots import screenshot_tabs
     from uniwav.app.serve import Models, serve
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     app = serve(Models(str(d.out / d.best_asr()), str(d.out / "tts-pretrained"), str(d.out / "tokenizer")), port=port, block=False)
     try:
         shots = screenshot_tabs(f"http://127.0.0.1:{port}/", d.out / "samples" / "app")
