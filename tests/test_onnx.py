@@ -129,3 +129,23 @@ def test_export_cli_refuses_what_onnx_does_not_cover_and_damaged_graphs(tmp_path
     sf.write(tmp_path / "x.wav", tone(0.5), SR)
     assert main(["transcribe", "--model", str(damaged), str(tmp_path / "x.wav")]) == 2
     assert f"{damaged / 'model.onnx'}: onnxruntime cannot load it" in capsys.readouterr().err
+
+
+def test_export_never_overwrites_a_users_folder_and_replaces_its_own_whole(ctc_export, tmp_path):
+    from uniwav.cli.main import main
+
+    model, folder = ctc_export
+    assert sorted(p.name for p in (folder / "onnx").iterdir()) == ["config.json", "model.onnx"]  # one visible file, no hidden data
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text("my own config")
+    for flag in ("--onnx", "--out"):
+        assert main(["export", str(folder / "torch"), flag, str(mine)]) == 2
+        assert (mine / "config.json").read_text() == "my own config" and [p.name for p in mine.iterdir()] == ["config.json"]
+    for flag, files in (("--onnx", ["config.json", "model.onnx"]), ("--out", ["config.json", "model.safetensors"])):
+        out = tmp_path / flag.strip("-")
+        for _ in range(2):  # the second export replaces the first, leaving nothing else behind
+            assert main(["export", str(folder / "torch"), flag, str(out)]) == 0
+            assert sorted(p.name for p in out.iterdir()) == files and not list(tmp_path.glob(".*"))
+    assert main(["export", str(tmp_path / "no-such-run"), "--onnx", str(tmp_path / "never")]) == 2
+    assert not (tmp_path / "never").exists()  # a failed export leaves no folder

@@ -127,3 +127,27 @@ def test_impossible_numbers_are_refused_by_the_argument_parser(argv, message, ca
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_rebuild_keeps_every_file_prepare_did_not_write(tmp_path):
+    root = make_tree(tmp_path / "corpus")
+    out = tmp_path / "data"
+    prepare(root, out, test_speakers=["s4"], dev_speakers=["s5"])
+    (out / "my_notes.txt").write_text("mine")
+    (out / "lm").mkdir()
+    (out / "lm" / "lm.arpa").write_text("x")
+    (out / "train" / "mine.txt").write_text("also mine")
+    (out / "experiments").mkdir()  # an empty folder of the user's
+    (out / "feature_stats-abc.json").write_text("{}")  # derived from the old train split: must not survive
+    prepare(root, out, test_speakers=["s4"], dev_speakers=[])
+    assert (out / "my_notes.txt").read_text() == "mine" and (out / "lm" / "lm.arpa").read_text() == "x"
+    assert (out / "train" / "mine.txt").read_text() == "also mine" and (out / "experiments").is_dir()
+    assert not (out / "feature_stats-abc.json").exists() and set(available_splits(out)) == {"train", "test"}
+    assert not list(tmp_path.glob(".data*"))  # no staging or old folder left
+    (out / "test" / "cuts.jsonl.gz").unlink()
+    (out / "test" / "cuts.jsonl.gz").mkdir()  # a user's folder where prepare writes a file: refused, nothing changed
+    (out / "test" / "cuts.jsonl.gz" / "x").write_text("x")
+    before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    with pytest.raises(DataError, match="where prepare writes its own"):
+        prepare(root, out, test_speakers=["s4"], dev_speakers=[])
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before

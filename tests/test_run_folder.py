@@ -125,3 +125,41 @@ def test_a_full_disk_is_one_line_naming_the_checkpoint(demo_data, tiny_disk, cap
     err = capsys.readouterr().err
     assert f"{run / 'checkpoints'}" in err and "No space left on device" in err and "free some space" in err
     assert "Traceback" not in err and not list((run / "checkpoints").iterdir())  # no half-written file left behind
+
+
+def _tree(run):
+    return {p.relative_to(run).as_posix(): p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+def test_resume_from_a_checkpoint_of_another_model_leaves_the_run_as_it_was(demo_data, tmp_path, capsys):
+    from test_asr import ASR_OVERRIDES
+
+    run, other = tmp_path / "run", tmp_path / "asr"
+    assert pretrain(demo_data, run, "--max-steps", "2") == 0
+    assert main(["finetune-asr", "--init", "none", "--data", str(demo_data), "--out", str(other), "--max-steps", "1", "--no-progress",
+                 *ASR_OVERRIDES]) == 0
+    before = _tree(run)
+    capsys.readouterr()
+    assert pretrain(demo_data, run, "--max-steps", "4", "--resume-from", str(other / "checkpoints" / "last.ckpt")) == 2
+    err = capsys.readouterr().err
+    assert "not a checkpoint of this run's model" in err and "left as it is" in err and "Traceback" not in err
+    assert _tree(run) == before  # last.ckpt not moved aside, nothing written
+    assert pretrain(demo_data, run, "--max-steps", "3") == 0 and load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 3
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--devices", "0"], "trainer.devices (--devices) is"),
+    (["optim.lrr=1"], "Did you mean: 'lr'"),
+    (["--config", "BAD_YAML"], "bad.yaml, line 2, column"),
+    (["seed=99999999999999999999999"], "a seed is a whole number from 0"),
+    (["seed=-1"], "a seed is a whole number from 0"),
+])
+def test_a_run_refused_before_it_starts_leaves_no_folder(demo_data, tmp_path, capsys, extra, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  lr: 1e-3: x\n")
+    run = tmp_path / "run"
+    capsys.readouterr()
+    assert pretrain(demo_data, run, "--max-steps", "1", *[str(bad) if e == "BAD_YAML" else e for e in extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") <= 2, err
+    assert not run.exists()

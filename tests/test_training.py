@@ -159,18 +159,27 @@ def test_non_finite_gradients_skip_the_update(demo_data):
         task.on_before_optimizer_step(None)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_writes_a_checkpoint_and_the_run_resumes(demo_data, tmp_path, sig):
+@pytest.mark.parametrize("sig,group", [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGTERM, True)],
+                         ids=["ctrl-c", "sigterm", "ctrl-c-to-the-group", "sigterm-to-the-group"])
+def test_interrupt_writes_a_checkpoint_and_the_run_resumes(demo_data, tmp_path, sig, group):
+    """To the group (a terminal's Ctrl-C, SLURM's pre-emption, kill -TERM -PGID): the data loader's worker gets it too."""
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "uniwav", "pretrain", "--data", str(demo_data), "--out", str(run), "--config", "tiny",
-           "--max-steps", "100000", "--no-progress", *SMALL_OVERRIDES, "trainer.checkpoint_every=100000", "trainer.sample_every=100000"]
-    # a shell's background jobs inherit an ignored SIGINT; a user's terminal never does
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+           "--max-steps", "100000", "--no-progress", *SMALL_OVERRIDES, "trainer.checkpoint_every=100000", "trainer.sample_every=100000",
+           f"data.num_workers={1 if group else 0}"]
+
+    def own_group_with_default_sigint():  # a shell's background jobs inherit an ignored SIGINT; a user's terminal never does
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.setpgid(0, 0)
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=own_group_with_default_sigint)
     deadline = time.time() + 120
     while time.time() < deadline and _event_bytes(run) < 2000:  # a few steps have been logged
         time.sleep(0.5)
-    proc.send_signal(sig)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
     ckpt = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] >= 1

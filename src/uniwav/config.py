@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -269,6 +270,13 @@ class TrainerConfig:
         for name in ("accumulate_grad_batches", "log_every", "sample_every", "checkpoint_every", "num_nodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer.{name}={getattr(self, name)} must be at least 1")
+        devices = self.devices
+        if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+            devices = int(devices)
+        if not (devices == "auto" or (isinstance(devices, int) and (devices >= 1 or devices == -1))
+                or (isinstance(devices, (list, tuple)) and devices and all(isinstance(d, int) and d >= 0 for d in devices))):
+            raise ConfigError(f"trainer.devices (--devices) is {self.devices!r}; give 'auto', a number of devices (1 or more; "
+                              "processes on a CPU), -1 for all of them, or a list of GPU indices")
 
 
 @dataclass
@@ -282,6 +290,8 @@ class TaskConfig:
     seed: int = 1234
 
     def validate(self) -> None:
+        if not 0 <= self.seed <= 2**32 - 1:
+            raise ConfigError(f"seed={self.seed}: a seed is a whole number from 0 to {2**32 - 1}")
         self.model.validate()
         self.optim.validate()
         self.data.validate()
@@ -475,6 +485,21 @@ def _friendly(err: OmegaConfBaseException, schema, source: str) -> ConfigError:
     return ConfigError(f"{source}: {msg}{hint}" + (f" [key: {full_key}]" if full_key else ""))
 
 
+def _parse_yaml(text: str, source: str):
+    """The YAML ``text`` as an OmegaConf mapping; a syntax error names the file, line and problem."""
+    try:
+        node = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}{where}: not valid YAML ({getattr(e, 'problem', None) or str(e).splitlines()[0]})") from None
+    if node is None:
+        node = {}
+    if not isinstance(node, dict):
+        raise ConfigError(f"{source}: a config is a mapping of keys to values (model:, optim:, ...), not a {type(node).__name__}")
+    return OmegaConf.create(text)
+
+
 def load_config(cls: type[T], preset: Optional[str] = None, overrides: Optional[list[str]] = None, base: Optional[dict] = None) -> T:
     """Resolve a config: dataclass defaults <- ``base`` dict <- preset/YAML <- ``key=value`` overrides.
 
@@ -487,7 +512,7 @@ def load_config(cls: type[T], preset: Optional[str] = None, overrides: Optional[
             cfg = OmegaConf.merge(cfg, base)
         if preset:
             text, source = _preset_text(preset)
-            cfg = OmegaConf.merge(cfg, OmegaConf.create(text))
+            cfg = OmegaConf.merge(cfg, _parse_yaml(text, source))
     except OmegaConfBaseException as e:
         raise _friendly(e, schema, source if preset else "config") from None
     for item in overrides or []:
@@ -497,6 +522,8 @@ def load_config(cls: type[T], preset: Optional[str] = None, overrides: Optional[
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
         except OmegaConfBaseException as e:
             raise _friendly(e, schema, f"override {item!r}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: its value is not valid YAML ({getattr(e, 'problem', None) or e})") from None
     obj = OmegaConf.to_object(cfg)
     if hasattr(obj, "validate"):
         obj.validate()

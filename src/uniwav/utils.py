@@ -29,6 +29,54 @@ def atomic_path(path, suffix: str = ""):
             os.unlink(tmp)
 
 
+def _is_our_config(path: Path) -> bool:
+    """A config.json that uniwav wrote (it names the model type)."""
+    import json
+
+    try:
+        return "model_type" in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+class FolderInUseError(ValueError):
+    """An output folder holds files that are not ours to replace."""
+
+
+@contextmanager
+def replaced_folder(out, ours: set[str], what: str):
+    """Yield an empty staging folder beside ``out``; when the block succeeds it becomes ``out`` in one
+    rename. ``out`` may be missing, empty, or an earlier output of the same kind (files named in
+    ``ours`` only, with a ``config.json``): it is then replaced whole. Anything else is refused before
+    anything is written, and a failure leaves no folder behind. ``what`` names the output in messages."""
+    import shutil
+
+    out = Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise FolderInUseError(f"{out} is a file; give a folder for the {what}")
+    if out.is_dir():
+        present = sorted(p.name for p in out.iterdir())
+        foreign = [n for n in present if n not in ours]
+        if present and (foreign or not _is_our_config(out / "config.json")):
+            raise FolderInUseError(f"{out} is not empty and is not an earlier {what} (it holds {(foreign or present)[:5]}); "
+                                   "nothing was written: choose a new or empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.rename(out, old)
+            os.rename(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def atomic_write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)

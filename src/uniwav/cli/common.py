@@ -16,6 +16,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+SEED_MAX = 2**32 - 1  # what every generator we seed accepts (numpy's, Lightning's seed_everything)
+
+
+def seed(text: str) -> int:
+    """argparse type: a random seed, a whole number from 0 to 2**32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {SEED_MAX}, got {value}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """argparse type: a number > 0."""
     try:

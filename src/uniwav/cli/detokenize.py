@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uniwav.cli.common import positive_int
+from uniwav.cli.common import positive_int, seed
 
 
 def add_arguments(p):
@@ -13,7 +13,7 @@ def add_arguments(p):
     p.add_argument("-o", "--output", required=True,
                    help="output .wav (one file in the codes) or folder (several: NAME.wav each, NAME-2.wav for a name seen before)")
     p.add_argument("--nfe", type=positive_int, default=None, help="network evaluations of the ODE solver (default: the model's sampler)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generation noise")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the generation noise")
     p.add_argument("--vocoder", default=None, help="our vocoder run/export or a public Vocos folder (default: Griffin-Lim)")
 
 

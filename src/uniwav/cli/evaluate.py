@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from uniwav.cli.common import positive_int
+from uniwav.cli.common import positive_int, seed
 from uniwav.cli.transcribe import add_lm_arguments, lm_decoder
 
 
@@ -22,7 +22,7 @@ def add_arguments(p):
     c.add_argument("baseline", help="JSON of the reference system (e.g. --init none)")
     c.add_argument("candidate", help="JSON of the system claimed to be better")
     c.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples")
-    c.add_argument("--seed", type=int, default=0, help="seed of the resampling")
+    c.add_argument("--seed", type=seed, default=0, help="seed of the resampling")
     c.add_argument("--json", default=None, help="write the result here")
     f = sub.add_parser("infill", help="decoder infilling of masked frames vs. the mean-frame baseline (pre-trained model)")
     f.add_argument("--model", required=True, help="pre-trained UniWav run or export")

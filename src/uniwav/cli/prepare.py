@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from uniwav.cli.common import positive_int
+from uniwav.cli.common import positive_int, seed
 from uniwav.config import FeatureConfig
 
 
@@ -15,10 +15,10 @@ def add_arguments(p):
     f.add_argument("--test-speakers", help="comma-separated speaker folders for the test split (default: ~10%% of speakers)")
     f.add_argument("--dev-speakers", help="comma-separated speaker folders for the dev split (default: ~5%% of speakers)")
     f.add_argument("--splits", help="TSV of utt_id<TAB>train|dev|test fixing every utterance's split")
-    f.add_argument("--seed", type=int, default=0, help="seed of the default speaker split")
+    f.add_argument("--seed", type=seed, default=0, help="seed of the default speaker split")
     d = sub.add_parser("demo", help="the built-in demo corpus, synthesised offline with espeak-ng")
     d.add_argument("--minutes", type=float, default=45.0, help="minutes of speech to synthesise")
-    d.add_argument("--seed", type=int, default=0, help="seed of the voices, sentences and split")
+    d.add_argument("--seed", type=seed, default=0, help="seed of the voices, sentences and split")
     d.add_argument("--speakers", type=int, default=48, help="number of voices")
     for name, helptext in (("librispeech", "a local LibriSpeech copy (lhotse recipe)"), ("librilight", "a local LibriLight copy (lhotse recipe)")):
         c = sub.add_parser(name, help=helptext)

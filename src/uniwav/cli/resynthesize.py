@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uniwav.cli.common import positive_int
+from uniwav.cli.common import positive_int, seed
 
 
 def add_arguments(p):
@@ -11,7 +11,7 @@ def add_arguments(p):
     p.add_argument("-o", "--output", required=True, help="output .wav or .flac")
     p.add_argument("--bitrate", type=float, default=None, help="bit/s (default: all codebooks)")
     p.add_argument("--nfe", type=positive_int, default=None, help="network evaluations of the ODE solver (default: the model's sampler)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generation noise")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the generation noise")
     p.add_argument("--vocoder", default=None, help="our vocoder run/export or a public Vocos folder (default: Griffin-Lim)")
 
 

@@ -22,8 +22,8 @@ def add_arguments(p):
 
 
 def add_lm_arguments(p):
-    p.add_argument("--lm", default=None, help="word n-gram LM (ARPA or KenLM binary; `uniwav build-lm`) for beam search "
-                   "through pyctcdecode + kenlm; --beam then defaults to 32")
+    p.add_argument("--lm", default=None, help="word n-gram LM (ARPA, plain or .gz; `uniwav build-lm` or KenLM's lmplz) for beam search "
+                   "through flashlight-text (its KenLM), restricted to the LM's words; --beam then defaults to 32")
     p.add_argument("--lm-weight", type=float, default=0.5, help="alpha: weight of the LM log-probability")
     p.add_argument("--word-bonus", type=float, default=1.0, help="beta: bonus per word")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from uniwav.cli.common import positive_float, positive_int
+from uniwav.cli.common import positive_float, positive_int, seed
 
 
 def add_arguments(p):
@@ -21,7 +21,7 @@ def add_arguments(p):
     p.add_argument("--sway", type=float, default=None, help="sway sampling coefficient of the time grid, F5-TTS uses -1 "
                    "(default: the model's sampler)")
     p.add_argument("--speed", type=positive_float, default=1.0, help="speaking rate relative to the prompt's")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generation noise")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the generation noise")
     p.add_argument("--vocoder", default=None, help="our vocoder run/export or a public Vocos folder (default: Griffin-Lim)")
 
 

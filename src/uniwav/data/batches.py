@@ -183,12 +183,22 @@ class AudioBatches(Dataset):
         return {"audio": audio, "audio_lens": lens, "index": index, "ids": [c.id for c in cuts], "texts": texts, "position": position}
 
 
+def _ignore_interrupts(worker_id: int) -> None:
+    """Loader workers leave SIGTERM and Ctrl-C to the main process. A scheduler's pre-emption, ``kill -TERM -PGID``
+    and a terminal's Ctrl-C signal the whole process group: a worker that died of it first would end the run in
+    a traceback ("DataLoader worker ... is killed by signal") before the main process could write its checkpoint."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def training_loader(cuts, max_duration: float, crop_seconds: float, num_buckets: int, seed: int, rank: int = 0, world_size: int = 1,
                     start: int = 0, num_workers: int = 0, min_seconds: float = 0.0, position: Optional[Position] = None) -> DataLoader:
     """The endless training stream of every task (``EndlessBatchSampler`` + ``AudioBatches``): batches numbered from
     ``start``, read from ``position`` (or, without one, after replaying ``start`` batches). ``cuts``: a CutSet or Blocks."""
     sampler = EndlessBatchSampler(cuts, max_duration, crop_seconds, num_buckets, seed, rank, world_size, start, min_seconds, position)
-    return DataLoader(AudioBatches(), sampler=sampler, batch_size=None, num_workers=num_workers,
+    return DataLoader(AudioBatches(), sampler=sampler, batch_size=None, num_workers=num_workers, worker_init_fn=_ignore_interrupts,
                       persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers > 0 else None)
 
 
@@ -197,7 +207,7 @@ def eval_loader(cuts: CutSet, max_duration: float, num_workers: int = 0) -> Data
     from lhotse.dataset import SimpleCutSampler
 
     batches = list(enumerate(SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)))
-    return DataLoader(AudioBatches(), sampler=batches, batch_size=None, num_workers=num_workers)
+    return DataLoader(AudioBatches(), sampler=batches, batch_size=None, num_workers=num_workers, worker_init_fn=_ignore_interrupts)
 
 
 def label_subset(cuts: CutSet, minutes: float, seed: int = 0) -> CutSet:

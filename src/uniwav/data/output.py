@@ -1,9 +1,10 @@
 """Prepared data folders are written whole or not at all.
 
 ``prepared_folder`` stages a new folder beside ``--out`` and puts it in place only when everything
-in it was written; an earlier ``uniwav prepare`` of the same input is replaced as a whole (no
-stale split or statistics survives), and a non-empty folder that is not one is refused before
-anything is written (a user's own files are never overwritten).
+in it was written. What an earlier ``uniwav prepare`` of the same input wrote is replaced (no stale
+split or statistics survives); every other file in the folder (notes, a language model, results)
+is carried over untouched. A non-empty folder that is not a prepared one is refused before
+anything is written: a user's own files are never overwritten or deleted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,19 @@ from uniwav.data.manifests import DataError
 REPORT = "prepare_report.json"
 
 
+OWNED = "prepared_files.json"  # the relative paths of every file prepare wrote (so that it removes only those)
+_OWNED_FOLDERS = ("audio", "train/shar")  # prepare's own folders, for folders prepared before OWNED was written
+
+
+def _derived(f: str) -> bool:
+    """Files uniwav writes into a prepared folder, derived from its data: a rebuild removes them.
+    (The statistics of the train split, written by the first training run; the manifests, for folders
+    prepared before OWNED existed.)"""
+    name = f.rsplit("/", 1)[-1]
+    return (("/" not in f and name.startswith("feature_stats") and name.endswith(".json"))
+            or (f.count("/") == 1 and name in ("recordings.jsonl.gz", "supervisions.jsonl.gz", "cuts.jsonl.gz")))
+
+
 def _earlier_source(out: Path):
     """The input an earlier prepare of ``out`` was made from ("" when it did not record one), or None
     when ``out`` is not a prepared folder."""
@@ -29,6 +43,20 @@ def _earlier_source(out: Path):
         return json.loads(report.read_text(encoding="utf-8")).get("source", "")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def _foreign_files(out: Path, staged: set[str]) -> list[str]:
+    """Files in the earlier prepared folder ``out`` that prepare did not write (the user's)."""
+    try:
+        owned = set(json.loads((out / OWNED).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):  # prepared by an older version: its layout stands in for the list
+        owned = staged | {f for f in _files(out) if f.startswith(tuple(d + "/" for d in _OWNED_FOLDERS))}
+    owned |= {OWNED, REPORT}
+    return sorted(f for f in _files(out) if f not in owned and not _derived(f))
 
 
 @contextmanager
@@ -51,12 +79,25 @@ def prepared_folder(out_dir, source: str):
     staging.mkdir()
     try:
         yield staging
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.rename(out, old)
+        staged = _files(staging)
+        (staging / OWNED).write_text(json.dumps(sorted(staged | {OWNED}), indent=0), encoding="utf-8")
+        if not out.exists():
             os.rename(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(staging, out)
+            return
+        foreign = _foreign_files(out, staged)
+        clash = [f for f in foreign if f in staged or any(f.startswith(s + "/") for s in staged)]
+        if clash:
+            raise DataError(f"{out}: your files {clash[:5]} are where prepare writes its own; move them and run again "
+                            "(nothing was changed)")
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.rename(out, old)
+        os.rename(staging, out)
+        for f in foreign:  # the user's files move into the new folder at the same place (a rename: instant, same disk)
+            (out / f).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(old / f, out / f)
+        for d in old.rglob("*"):  # and the user's empty folders
+            if d.is_dir() and not any(d.iterdir()) and not (out / d.relative_to(old)).exists():
+                (out / d.relative_to(old)).mkdir(parents=True)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

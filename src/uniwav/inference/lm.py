@@ -1,14 +1,18 @@
 """Word n-gram language models for CTC beam search: build an ARPA file from transcripts, and decode
-with it through pyctcdecode + KenLM (``pip install pyctcdecode kenlm``).
+with it through flashlight-text's lexicon beam search with KenLM built in (``pip install "uniwav[lm]"``,
+the decoder torchaudio's ``ctc_decoder`` wraps; binary wheels, no compiler needed).
 
 The builder needs no KenLM binaries: absolute discounting with back-off (discount 0.5 by default),
-written in the ARPA format that KenLM, pyctcdecode and SRILM read. For large text, KenLM's
-``lmplz`` gives a better (modified Kneser-Ney) model in the same format.
+written in the ARPA format that KenLM and SRILM read. For large text, KenLM's ``lmplz`` gives a
+better (modified Kneser-Ney) model in the same format.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import math
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -95,27 +99,100 @@ def build_arpa(texts: list[str], path, order: int = 3, discount: float = 0.5) ->
     return path
 
 
+def arpa_vocabulary(path) -> list[str]:
+    """The words of an ARPA file (plain or .gz): its unigrams, without ``<s>``, ``</s>`` and ``<unk>``.
+    Reads only the unigram section, so a large model costs a fraction of its size."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    words, in_unigrams = [], False
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line == "\\1-grams:":
+                    in_unigrams = True
+                elif in_unigrams and line.startswith("\\"):
+                    break
+                elif in_unigrams and line:
+                    fields = line.split()
+                    if len(fields) >= 2 and fields[1] not in (BOS, EOS, UNK):
+                        words.append(fields[1])
+    except (OSError, UnicodeDecodeError, EOFError) as e:
+        raise LanguageModelError(f"{path}: cannot read as an ARPA language model ({e})") from None
+    if not words:
+        raise LanguageModelError(f"{path}: no unigrams found; give the language model as an ARPA file "
+                                 "(`uniwav build-lm`, or KenLM's lmplz output), plain or .gz")
+    return words
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """KenLM prints its loading progress on the C stderr; a user only needs to hear about failures."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class LMDecoder:
-    """CTC beam search with a KenLM word language model (pyctcdecode). ``alpha`` weighs the LM
-    log-probability, ``beta`` is a bonus per word."""
+    """CTC beam search with a KenLM word language model (flashlight-text's lexicon decoder).
+
+    The lexicon is the LM's own vocabulary, each word spelled in the recogniser's characters (words
+    with other characters are left out): hypotheses are sequences of those words, as in wav2letter
+    and torchaudio. ``alpha`` weighs the LM's natural-log probability against the acoustic
+    log-probabilities, ``beta`` is a bonus per word. The space character is the word boundary.
+    """
 
     def __init__(self, vocab, lm_path, alpha: float = 0.5, beta: float = 1.0):
         try:
-            from pyctcdecode import build_ctcdecoder
+            from flashlight.lib.text.decoder import CriterionType, LexiconDecoder, LexiconDecoderOptions, SmearingMode, Trie
+            from flashlight.lib.text.decoder.kenlm import KenLM
+            from flashlight.lib.text.dictionary import Dictionary
         except ImportError:
-            raise LanguageModelError("beam search with a language model needs pyctcdecode and kenlm: "
-                                     "pip install pyctcdecode kenlm") from None
+            raise LanguageModelError('beam search with a language model needs flashlight-text: pip install "uniwav[lm]"') from None
         lm_path = Path(lm_path)
         if not lm_path.is_file():
             raise LanguageModelError(f"{lm_path}: language model file not found")
-        labels = ["", *vocab.symbols[1:]]  # index 0 is the CTC blank; " " separates words
+        if " " not in vocab.index:
+            raise LanguageModelError("the recogniser has no space character, so it cannot separate words for a word language model")
+        spellings = {w: [vocab.index[ch] for ch in w] for w in arpa_vocabulary(lm_path) if all(ch in vocab.index for ch in w)}
+        if not spellings:
+            raise LanguageModelError(f"{lm_path}: none of its words can be spelled with the recogniser's characters "
+                                     f"({''.join(vocab.symbols[1:])!r}); was it built from differently normalised text?")
+        self.words = Dictionary()
+        for w in [*spellings, UNK]:
+            self.words.add_entry(w)
+        self.words.set_default_index(self.words.get_index(UNK))
         try:
-            self.decoder = build_ctcdecoder(labels, kenlm_model_path=str(lm_path), alpha=alpha, beta=beta)
-        except Exception as e:  # KenLM raises OSError / RuntimeError with its own wording
+            with _quiet_stderr():
+                self.lm = KenLM(str(lm_path), self.words)
+        except Exception as e:  # KenLM raises RuntimeError with its own wording
             raise LanguageModelError(f"{lm_path}: cannot load as a KenLM model ({type(e).__name__}: {e})") from None
-        if getattr(self.decoder, "_language_model", None) is None:  # pyctcdecode drops the LM silently without kenlm
-            raise LanguageModelError("kenlm is not installed, so pyctcdecode would decode without the language model: pip install kenlm")
+        space = vocab.index[" "]
+        self.trie = Trie(len(vocab), space)
+        start = self.lm.start(False)
+        for w, spelling in spellings.items():
+            idx = self.words.get_index(w)
+            self.trie.insert(spelling, idx, self.lm.score(start, idx)[1])
+        self.trie.smear(SmearingMode.MAX)
+        self._make = lambda beam: LexiconDecoder(
+            LexiconDecoderOptions(beam_size=beam, beam_size_token=len(vocab), beam_threshold=25.0,
+                                  lm_weight=alpha * math.log(10), word_score=beta, unk_score=-math.inf, sil_score=0.0,
+                                  log_add=False, criterion_type=CriterionType.CTC),
+            self.trie, self.lm, space, 0, self.words.get_index(UNK), [], False)
 
     def decode(self, log_probs: np.ndarray, beam: int = 32) -> str:
         """log_probs [T, V] (CTC, blank at 0) -> text."""
-        return self.decoder.decode(np.asarray(log_probs, dtype=np.float32), beam_width=beam)
+        emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
+        if emissions.shape[0] == 0:
+            return ""
+        best = self._make(beam).decode(emissions.ctypes.data, emissions.shape[0], emissions.shape[1])[0]
+        return " ".join(self.words.get_entry(i) for i in best.words if i >= 0)

@@ -84,10 +84,8 @@ def export_onnx(model, out_dir) -> Path:
     from uniwav.config import to_dict
     from uniwav.models.ctc import CTCModel
     from uniwav.models.vocoder import Vocoder
-    from uniwav.utils import atomic_path, atomic_write_text
+    from uniwav.utils import replaced_folder
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     batch, frames = torch.export.Dim("batch"), torch.export.Dim("frames", min=2)
     n_mels = model.cfg.features.n_mels
@@ -102,12 +100,15 @@ def export_onnx(model, out_dir) -> Path:
 
         raise ConfigError(f"ONNX export covers CTC recognisers and vocoders, not {type(model).__name__}")
     graph.eval()
-    with atomic_path(out / ONNX_NAME, suffix=".onnx") as tmp, torch.no_grad(), _quiet_exporter():
-        torch.onnx.export(graph, example, str(tmp), input_names=names, output_names=outputs, dynamic_shapes=shapes, dynamo=True,
-                          opset_version=18, verbose=False)
-    atomic_write_text(out / "config.json", json.dumps({"model_type": model.model_type, "model": to_dict(model.cfg), "format": "onnx"},
-                                                      indent=1))
-    return out
+    # one self-contained file while it fits protobuf's 2 GB; a larger model keeps its weights beside it in ONNX_NAME + ".data"
+    large = sum(p.numel() * p.element_size() for p in model.parameters()) > 1.8 * 2**30
+    with replaced_folder(out_dir, {ONNX_NAME, ONNX_NAME + ".data", "config.json"}, "ONNX export") as staging, torch.no_grad(), \
+            _quiet_exporter():
+        torch.onnx.export(graph, example, str(staging / ONNX_NAME), input_names=names, output_names=outputs, dynamic_shapes=shapes,
+                          dynamo=True, opset_version=18, verbose=False, external_data=large)
+        (staging / "config.json").write_text(json.dumps({"model_type": model.model_type, "model": to_dict(model.cfg), "format": "onnx"},
+                                                        indent=1))
+    return Path(out_dir)
 
 
 class OnnxCTC:

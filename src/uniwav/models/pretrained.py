@@ -66,15 +66,13 @@ class PretrainedMixin:
     def save_pretrained(self, out_dir) -> Path:
         from safetensors.torch import save_file
 
-        from uniwav.utils import atomic_path, atomic_write_text
+        from uniwav.utils import replaced_folder
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_path(out / WEIGHTS_NAME, suffix=".safetensors") as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt", "model_type": self.model_type})
-        atomic_write_text(out / CONFIG_NAME, json.dumps({"model_type": self.model_type, "model": to_dict(self.cfg)}, indent=1))
-        return out
+        with replaced_folder(out_dir, {WEIGHTS_NAME, CONFIG_NAME}, "export") as staging:
+            save_file(state, str(staging / WEIGHTS_NAME), metadata={"format": "pt", "model_type": self.model_type})
+            (staging / CONFIG_NAME).write_text(json.dumps({"model_type": self.model_type, "model": to_dict(self.cfg)}, indent=1))
+        return Path(out_dir)
 
     @classmethod
     def from_pretrained(cls, path, map_location="cpu"):

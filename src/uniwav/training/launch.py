@@ -13,6 +13,7 @@ Run folder layout::
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -217,6 +218,40 @@ def fit(trainer: L.Trainer, task: L.LightningModule, run_dir, ckpt_path: Optiona
     trainer.save_checkpoint(last, weights_only=False)
 
 
+def check_checkpoint_fits(ckpt_path: Path, task) -> None:
+    """Refuse, before anything in the run folder changes, a checkpoint whose weights are not this task's
+    model (another model type, another size): Lightning would fail half-way through loading it."""
+    from uniwav.checkpoint import CheckpointError, load_checkpoint
+
+    saved = load_checkpoint(ckpt_path).get("state_dict")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{ckpt_path}: not a training checkpoint (no state_dict); the run folder was left as it is")
+    expected = {k: tuple(v.shape) for k, v in task.state_dict().items()}
+    missing = [k for k in expected if k not in saved]
+    unexpected = [k for k in saved if k not in expected]
+    shapes = [k for k in expected if k in saved and tuple(saved[k].shape) != expected[k]]
+    if missing or unexpected or shapes:
+        what = "; ".join(f"{n} {name} (e.g. {keys[0]})" for n, name, keys in
+                         ((len(missing), "weights missing", missing), (len(unexpected), "unknown weights", unexpected),
+                          (len(shapes), "of another shape", shapes)) if keys)
+        model = getattr(task.model, "model_type", type(task.model).__name__)
+        raise CheckpointError(f"{ckpt_path}: not a checkpoint of this run's model ({model}): {what}. "
+                              "Is it from another command or preset? The run folder was left as it is")
+
+
+def warn_about_cpu_processes(tc: TrainerConfig) -> None:
+    """More training processes than cores on a CPU machine: each step waits for all of them, so it is slower than one."""
+    if is_launched_worker() or torch.cuda.is_available() or tc.accelerator not in ("auto", "cpu"):
+        return
+    devices = int(tc.devices) if str(tc.devices).isdigit() else 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if devices > cores:
+        import sys
+
+        print(f"warning: --devices {devices} starts {devices} training processes on a CPU machine with {cores} cores: they share the "
+              "cores, so each update is slower than with one process; use --devices 1 (or a GPU machine)", file=sys.stderr, flush=True)
+
+
 def quiet_lightning() -> None:
     """Hide Lightning's notes that say nothing about this run (tips, hardware lines, benign warnings)."""
     import logging
@@ -251,38 +286,50 @@ def launch(task_cls, data_dir, run_dir, preset: Optional[str] = None, overrides:
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: --out is a file, not a run folder")
     quiet_lightning()
-    with run_lock(run_dir):
-        ckpt_path = checkpoint_to_resume(run_dir, resume_from)
-        if resume_from and not is_launched_worker() and last_checkpoint(run_dir).is_file() \
-                and Path(resume_from).resolve() != last_checkpoint(run_dir).resolve():
-            kept = last_checkpoint(run_dir).with_name("last.ckpt.replaced")
-            os.replace(last_checkpoint(run_dir), kept)  # the checkpoint given up on stays for inspection
-            print(f"{last_checkpoint(run_dir)} moved to {kept}; resuming from {resume_from}", flush=True)
-        if not is_launched_worker():
-            remove_stale_temporaries(run_dir)
-        pretrained = task_cls.load_init(init)
+    new_folder = not run_dir.exists()
+    started = False
+    try:
+        with run_lock(run_dir):
+            ckpt_path = checkpoint_to_resume(run_dir, resume_from)
+            pretrained = task_cls.load_init(init)
 
-        def build():
-            saved = run_dir / "config.yaml"
-            cfg = load_config(task_cls.config_class, preset or (str(saved) if saved.is_file() else task_cls.default_preset), overrides)
-            cfg = task_cls.complete_config(cfg, data_dir, pretrained, init, **options)
-            cfg.validate()
-            return cfg
+            def build():
+                saved = run_dir / "config.yaml"
+                cfg = load_config(task_cls.config_class, preset or (str(saved) if saved.is_file() else task_cls.default_preset), overrides)
+                cfg = task_cls.complete_config(cfg, data_dir, pretrained, init, **options)
+                cfg.validate()
+                return cfg
 
-        cfg, resuming = resolve_run_config(run_dir, task_cls.config_class, build)
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-        task = task_cls(to_dict(cfg))
-        task.data_dir = Path(data_dir)
-        if pretrained is not None and not resuming:
-            task.init_from(pretrained)
-        message = task.describe(resuming)
-        if message and not is_launched_worker():
-            print(message, flush=True)
-        trainer = build_trainer(run_dir, cfg.trainer, grad_clip=task.gradient_clip, val_every=task.val_every,
-                                max_steps=max_steps if max_steps is not None else cfg.optim.total_steps, max_minutes=max_minutes,
-                                progress=progress, summary=not resuming, find_unused_parameters=task.find_unused_parameters,
-                                callbacks=task.callbacks())
-        if ckpt_path is not None:
-            check_world_size(ckpt_path, trainer.world_size)
-        fit(trainer, task, run_dir, ckpt_path, compile=cfg.trainer.compile)
+            cfg, resuming = resolve_run_config(run_dir, task_cls.config_class, build)
+            warn_about_cpu_processes(cfg.trainer)
+            L.seed_everything(cfg.seed, workers=True, verbose=False)
+            task = task_cls(to_dict(cfg))
+            task.data_dir = Path(data_dir)
+            if ckpt_path is not None:
+                check_checkpoint_fits(ckpt_path, task)
+            if pretrained is not None and not resuming:
+                task.init_from(pretrained)
+            message = task.describe(resuming)
+            if message and not is_launched_worker():
+                print(message, flush=True)
+            trainer = build_trainer(run_dir, cfg.trainer, grad_clip=task.gradient_clip, val_every=task.val_every,
+                                    max_steps=max_steps if max_steps is not None else cfg.optim.total_steps, max_minutes=max_minutes,
+                                    progress=progress, summary=not resuming, find_unused_parameters=task.find_unused_parameters,
+                                    callbacks=task.callbacks())
+            if ckpt_path is not None:
+                check_world_size(ckpt_path, trainer.world_size)
+            # only now, with the checkpoint known to fit, is anything in the run folder changed
+            if resume_from and not is_launched_worker() and last_checkpoint(run_dir).is_file() \
+                    and Path(resume_from).resolve() != last_checkpoint(run_dir).resolve():
+                kept = last_checkpoint(run_dir).with_name("last.ckpt.replaced")
+                os.replace(last_checkpoint(run_dir), kept)  # the checkpoint given up on stays for inspection
+                print(f"{last_checkpoint(run_dir)} moved to {kept}; resuming from {resume_from}", flush=True)
+            if not is_launched_worker():
+                remove_stale_temporaries(run_dir)
+            started = True
+            fit(trainer, task, run_dir, ckpt_path, compile=cfg.trainer.compile)
+    except BaseException:
+        if new_folder and not started and not is_launched_worker():
+            shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves no folder behind
+        raise
     return run_dir
