@@ -90,3 +90,35 @@ def test_the_page_in_a_headless_browser_shows_every_tab(server, tmp_path):
     shots = screenshot_tabs(url, tmp_path, executable=browser())
     assert [p.stem for p in shots] == ["transcribe", "speak", "tokens"] and all(p.stat().st_size > 5000 for p in shots)
     assert playwright is not None and threading.active_count() >= 1
+
+
+def test_serve_checks_its_port_before_announcing_and_warns_when_it_listens_beyond_this_machine(server, tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    _, root = server
+    uniwav = [sys.executable, "-m", "uniwav", "serve", "--asr", str(root / "asr")]
+    bad = subprocess.run([*uniwav, "--port", "70000"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "a port is a number from 1 to 65535" in bad.stderr and "Traceback" not in bad.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = subprocess.run([*uniwav, "--port", str(taken.getsockname()[1])], capture_output=True, text=True, timeout=120)
+    assert busy.returncode == 2 and "cannot listen on 127.0.0.1" in busy.stderr and "serving on" not in busy.stdout
+    assert "Traceback" not in busy.stderr
+    port = free_port("0.0.0.0")
+    proc = subprocess.Popen([*uniwav, "--host", "0.0.0.0", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert "anyone who can reach it" in err and "--auth USER:PASSWORD" in err

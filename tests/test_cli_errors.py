@@ -214,3 +214,33 @@ def test_install_script_fails_loudly_when_apt_cannot_update(tmp_path):
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run(["bash", str(root / "install.sh")], env={"PATH": str(fake), "HOME": str(tmp_path)}, capture_output=True, text=True)
     assert proc.returncode == 1 and "'apt-get update' failed" in proc.stderr and "another apt process holds the lock" in proc.stderr
+
+
+@pytest.mark.parametrize("text", ["hi", "a"])
+def test_tts_of_a_very_short_text_gives_audio(tts_model, tmp_path, capsys, text):
+    prompt = tmp_path / "p.wav"
+    write_wav(prompt, tone(2.0))
+    out = tmp_path / "out.wav"
+    code, err = run_cli(capsys, "tts", "--model", str(tts_model), "--prompt", str(prompt), "--text", text, "-o", str(out), "--nfe", "2")
+    assert code == 0, err
+    import soundfile as sf
+
+    assert sf.info(str(out)).frames > 0
+
+
+@pytest.mark.parametrize("ms", [30, 45])
+def test_very_short_codes_decode_and_no_frames_is_refused(tmp_path, capsys, ms):
+    tok = small_tokenizer()
+    tok.save_pretrained(tmp_path / "tok")
+    wav = tmp_path / "short.wav"
+    write_wav(wav, tone(ms / 1000))
+    codes = tmp_path / "c.npz"
+    assert run_cli(capsys, "tokenize", "--model", str(tmp_path / "tok"), str(wav), "-o", str(codes))[0] == 0
+    code, err = run_cli(capsys, "detokenize", "--model", str(tmp_path / "tok"), str(codes), "-o", str(tmp_path / "o.wav"), "--nfe", "2")
+    assert code == 0 and (tmp_path / "o.wav").stat().st_size > 44, err
+    empty = _forge(codes, tmp_path, "empty.npz", lambda a: a.update(codes_0=a["codes_0"][:0]))  # from another tool
+    code, err = run_cli(capsys, "detokenize", "--model", str(tmp_path / "tok"), str(empty), "-o", str(tmp_path / "e.wav"))
+    assert code == 2 and "no frames" in err and not (tmp_path / "e.wav").exists()
+    write_wav(tmp_path / "tiny.wav", tone(0.005))
+    code, err = run_cli(capsys, "tokenize", "--model", str(tmp_path / "tok"), str(tmp_path / "tiny.wav"), "-o", str(tmp_path / "t.npz"))
+    assert code == 2 and "tiny.wav" in err and "shorter than one frame" in err and not (tmp_path / "t.npz").exists()

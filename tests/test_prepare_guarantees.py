@@ -151,3 +151,12 @@ def test_a_rebuild_keeps_every_file_prepare_did_not_write(tmp_path):
     with pytest.raises(DataError, match="where prepare writes its own"):
         prepare(root, out, test_speakers=["s4"], dev_speakers=[])
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+
+
+def test_a_corpus_too_small_for_a_held_out_split_says_so_and_how_to_get_one(tmp_path, capsys):
+    root = make_tree(tmp_path / "corpus", n_speakers=1, per_speaker=4)
+    assert main(["prepare", "folder", "--audio-dir", str(root), "--out", str(tmp_path / "data")]) == 0
+    report = json.loads((tmp_path / "data" / "prepare_report.json").read_text())
+    assert list(report["splits"]) == ["train"]
+    (where, warning), = [w for w in report["warnings"] if "split" in w[1]]
+    assert "no dev or test split" in warning and "--splits FILE" in warning and "no dev or test split" in capsys.readouterr().out

@@ -163,3 +163,14 @@ def test_a_run_refused_before_it_starts_leaves_no_folder(demo_data, tmp_path, ca
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") <= 2, err
     assert not run.exists()
+
+
+def test_more_cpu_processes_than_cores_are_warned_about(capsys):
+    from uniwav.config import TrainerConfig
+    from uniwav.training.launch import warn_about_cpu_processes
+
+    cores = len(os.sched_getaffinity(0))
+    warn_about_cpu_processes(TrainerConfig(devices=cores + 1, accelerator="cpu"))
+    assert f"--devices {cores + 1} starts {cores + 1} training processes" in capsys.readouterr().err
+    warn_about_cpu_processes(TrainerConfig(devices=1, accelerator="cpu"))
+    assert capsys.readouterr().err == ""

@@ -210,8 +210,9 @@ def build_app(models: Models):
     return app
 
 
-def serve(models: Models, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
-    """Start the page; ``block=False`` returns the running app (tests)."""
+def serve(models: Models, host: str = "127.0.0.1", port: int = 7860, block: bool = True, auth: tuple[str, str] | None = None):
+    """Start the page; ``block=False`` returns the running app (tests). ``auth``: (user, password) to log in with."""
     app = build_app(models)
-    app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block, show_error=True, quiet=not block)
+    app.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=not block, show_error=True, quiet=not block,
+               auth=auth)
     return app

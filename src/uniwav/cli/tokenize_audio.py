@@ -18,7 +18,15 @@ def run(args):
 
     tok = SpeechTokenizer.from_pretrained(args.model)
     n = tok.quantizer.num_quantizers if args.bitrate is None else tok.quantizers_for(args.bitrate)
-    codes = [audio_to_codes(tok, read_audio(f, tok.cfg.features.sample_rate)[0], n) for f in args.files]
+    codes = []
+    for f in args.files:
+        wav = read_audio(f, tok.cfg.features.sample_rate)[0]
+        if len(wav) < tok.cfg.features.hop_length:
+            from uniwav.data.audio import AudioError
+
+            raise AudioError(f, f"{1000 * len(wav) / tok.cfg.features.sample_rate:.0f} ms is shorter than one frame of codes "
+                                f"({1000 / tok.frame_rate:g} ms); nothing was written")
+        codes.append(audio_to_codes(tok, wav, n))
     out = save_codes(args.output, args.files, codes, tok)
     frames = sum(c.shape[0] for c in codes)
     print(f"{args.output}: {len(codes)} file(s), {frames} frames, {out.num_quantizers} codebook(s) of {out.codebook_size}: "

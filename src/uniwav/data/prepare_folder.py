@@ -247,5 +247,11 @@ def prepare_into(audio_dir: Path, staging: Path, final: Path, sample_rate: int =
         }
     if not report.splits:
         raise DataError(f"{audio_dir}: no usable audio (every file was skipped); nothing was written")
+    held_out = [s for s in ("dev", "test") if s not in report.splits]
+    if "train" in report.splits and held_out and splits_file is None:
+        speakers = report.splits["train"]["speakers"]
+        report.warnings.append([str(audio_dir), f"no {' or '.join(held_out)} split: splits are made of whole speakers and the corpus has "
+                                f"{speakers} speaker(s) (3 or more get a held-out split). Hold out utterances instead with --splits FILE "
+                                "(utt_id<TAB>train|dev|test), or name speakers with --test-speakers / --dev-speakers"])
     atomic_write_text(staging / REPORT, json.dumps(report.__dict__, indent=1))
     return report

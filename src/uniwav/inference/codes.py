@@ -40,7 +40,7 @@ class Codes:
         """Bits actually stored per second of audio: frames x codebooks x log2(V) / duration."""
         frames = sum(c.shape[0] for c in self.codes)
         bits = sum(c.size for c in self.codes) * math.log2(self.codebook_size)
-        return bits / (frames / self.frame_rate)
+        return bits / (frames / self.frame_rate) if frames else 0.0
 
 
 def save_codes(path, names, codes, tokenizer) -> Codes:
@@ -84,6 +84,8 @@ def load_codes(path, tokenizer=None) -> Codes:
             raise CodesError(f"{path}: codes of {name} are {c.dtype}, not whole numbers")
         if c.ndim != 2 or c.shape[1] != n:
             raise CodesError(f"{path}: codes of {name} have shape {c.shape}, the header says {n} codebook(s) per frame")
+        if c.ndim == 2 and c.shape[0] == 0:
+            raise CodesError(f"{path}: the codes of {name} have no frames (its audio was shorter than one frame); nothing to decode")
         if c.size and (int(c.min()) < 0 or int(c.max()) >= size):
             raise CodesError(f"{path}: codes of {name} lie in {int(c.min())}..{int(c.max())}, outside 0..{size - 1}")
     out = Codes(names, [c.astype(np.int64) for c in raw], float(header["bitrate"]), float(header["frame_rate"]), size, model)

@@ -107,8 +107,20 @@ class Synthesizer:
             self.model = GriffinLim(features, n_iter=griffin_lim_iters)
             self.name = "Griffin-Lim"
 
+    @property
+    def min_frames(self) -> int:
+        """The fewest frames the inverse STFT can turn into audio (its reflect padding needs n_fft / 2 samples)."""
+        return -(-self.features.n_fft // self.features.hop_length) + 1
+
     @torch.no_grad()
     def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        """Raw log-mel [T, n_mels] -> waveform [S]. Fewer than ``min_frames`` frames (a word of two letters, a
+        30 ms input's codes) are padded with the quietest frame given, so a very short input still gives audio."""
+        if mel.shape[0] == 0:
+            raise ValueError("nothing to vocode: the generated log-mel has no frames")
+        if mel.shape[0] < self.min_frames:
+            quiet = mel[mel.mean(-1).argmin()][None].expand(self.min_frames - mel.shape[0], -1)
+            mel = torch.cat([mel, quiet])
         if isinstance(self.model, GriffinLim):
             return self.model(mel.float())
         return self.model(mel[None].float())[0]
