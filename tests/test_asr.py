@@ -10,7 +10,7 @@ from uniwav.config import CTCModelConfig, EncoderConfig, FeatureConfig
 from uniwav.data.batches import label_subset
 from uniwav.data.manifests import load_cuts
 from uniwav.data.text import BLANK, CharVocabulary, VocabularyError
-from uniwav.inference.align import AlignmentError, forced_align
+from uniwav.inference.ctc_decode import AlignmentError, forced_align
 from uniwav.inference.ctc_decode import greedy_decode, prefix_beam_search, sequence_log_prob
 from uniwav.inference.transcribe import stitched_log_probs, transcribe
 from uniwav.models.ctc import CTCModel

@@ -53,3 +53,43 @@ def test_feature_config_validation():
     with pytest.raises(ConfigError, match="fmax"):
         FeatureConfig(fmax=9000.0).validate()
     assert FeatureConfig().frame_rate == 50.0
+
+
+def _leaves(d, prefix=""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+# A preset says only how it differs from its config class's defaults (the best recipe we know); what a task
+# preset may change is the size of a from-scratch (--init none) model. Anything else belongs in the dataclass.
+PRESET_CLASSES = {"tiny": "PretrainConfig", "base": "PretrainConfig", "large": "PretrainConfig", "asr_tiny": "FinetuneASRConfig",
+                  "tokenizer_tiny": "FinetuneTokenizerConfig", "tts_tiny": "FinetuneTTSConfig", "vocoder_tiny": "TrainVocoderConfig"}
+TASK_PRESET_MAY_CHANGE = ("model.encoder.", "model.decoder.")
+
+
+@pytest.mark.parametrize("name", sorted(PRESET_CLASSES))
+def test_every_preset_value_differs_from_the_default_it_replaces(name):
+    from importlib import resources
+
+    import yaml
+
+    import uniwav.config as configs
+
+    assert set(PRESET_CLASSES) == set(preset_names())
+    preset = yaml.safe_load((resources.files("uniwav.configs") / f"{name}.yaml").read_text()) or {}
+    defaults = dict(_leaves(to_dict(getattr(configs, PRESET_CLASSES[name])())))
+    for key, value in _leaves(preset):
+        assert key in defaults and value != defaults[key], f"{name}.yaml: {key}={value!r} repeats the default; remove it from the preset"
+        if name in ("asr_tiny", "tokenizer_tiny", "tts_tiny"):
+            assert key.startswith(TASK_PRESET_MAY_CHANGE), f"{name}.yaml: {key} is part of the task's recipe: make it the dataclass default"
+
+
+def test_a_tts_model_built_in_python_samples_with_the_measured_defaults():
+    from uniwav.config import FinetuneTTSConfig, TTSModelConfig
+
+    sampler = TTSModelConfig().sampler
+    assert (sampler.nfe, sampler.guidance, sampler.sway) == (16, 2.0, -1.0)  # docs/results.md: Whisper CER 0.75 vs 0.95 with guidance 1
+    assert load_config(FinetuneTTSConfig, "tts_tiny").model.sampler == sampler

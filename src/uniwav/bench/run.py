@@ -29,6 +29,8 @@ from collections.abc import Callable
 
 import torch
 
+from uniwav.config import preset_model
+
 
 def timed(fn: Callable, repeats: int, warmup: int = 1, device: str = "cpu") -> float:
     """Median seconds per call."""
@@ -53,12 +55,6 @@ def matmul_rate(device: str, dtype=torch.float32, n: int = 2048, repeats: int = 
     return 2 * n**3 / timed(lambda: a @ b, repeats, device=device)
 
 
-def _preset_model_config(preset: str):
-    from uniwav.config import PretrainConfig, load_config
-
-    return load_config(PretrainConfig, preset).model
-
-
 def _autocast(device: str, bf16: bool):
     return torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
 
@@ -76,7 +72,7 @@ def train_step(preset: str, device: str, batch: int, seconds: float, repeats: in
     previous = torch.set_flush_denormal(flush_denormal) if device == "cpu" else None
     try:
         torch.manual_seed(0)
-        cfg = _preset_model_config(preset)
+        cfg = preset_model(preset)
         model = UniWav(cfg).to(device).train()
         if compile:
             compile_stacks(model)
@@ -120,7 +116,7 @@ def encoder_vs_hubert(preset: str, device: str, batch: int, seconds: float, repe
     from uniwav.bench.flops import context_flops
     from uniwav.models.encoder import ContextNetwork
 
-    e = _preset_model_config(preset).encoder
+    e = preset_model(preset).encoder
     torch.manual_seed(0)
     ours = ContextNetwork(e).to(device).train()
     hub_cfg = HubertConfig(hidden_size=e.dim, num_hidden_layers=e.layers, num_attention_heads=e.heads, intermediate_size=e.ffn_dim,
@@ -214,7 +210,7 @@ def inference(device: str, seconds: float, nfes: list, repeats: int) -> dict:
     from uniwav.models.uniwav import UniWav
     from uniwav.models.vocoder import Vocoder
 
-    cfg = _preset_model_config("tiny")
+    cfg = preset_model("tiny")
     pre = UniWav(cfg).eval()
     wav = torch.randn(int(seconds * cfg.features.sample_rate)) * 0.1
     ctc = _tiny_ctc(cfg)
@@ -263,7 +259,7 @@ def onnx_runtime(seconds: float, repeats: int) -> dict:
     from uniwav.inference.transcribe import transcribe
     from uniwav.models.vocoder import Vocoder
 
-    cfg = _preset_model_config("tiny")
+    cfg = preset_model("tiny")
     wav = torch.randn(int(seconds * cfg.features.sample_rate)) * 0.1
     ctc, vocoder = _tiny_ctc(cfg), Vocoder(load_config(VocoderModelConfig, base=_vocoder_preset())).eval()
     mel = vocoder.features.raw(wav[None])[0]
@@ -293,10 +289,10 @@ def _vocoder_preset() -> dict:
 
 _MEMORY_CHILD = r"""
 import json, resource, sys, torch
-from uniwav.bench.run import _preset_model_config
+from uniwav.config import preset_model
 from uniwav.models.uniwav import UniWav
 preset, batch, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-cfg = _preset_model_config(preset)
+cfg = preset_model(preset)
 model = UniWav(cfg).train()
 opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 T = int(seconds * cfg.features.frame_rate)
@@ -317,7 +313,7 @@ def memory(preset: str, device: str, batch: int, seconds: float) -> dict:
     if device == "cuda":
         from uniwav.models.uniwav import UniWav
 
-        cfg = _preset_model_config(preset)
+        cfg = preset_model(preset)
         torch.cuda.reset_peak_memory_stats()
         model = UniWav(cfg).cuda().train()
         T = int(seconds * cfg.features.frame_rate)

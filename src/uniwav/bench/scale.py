@@ -92,9 +92,9 @@ def loader_throughput(blocks, seconds: float = 30.0) -> dict:
 def gpu_consumption() -> dict:
     """Audio seconds per second one GPU trains on at the base preset's batch (200 s of 15 s crops)."""
     from uniwav.bench.flops import pretrain_step_flops
-    from uniwav.bench.run import _preset_model_config
+    from uniwav.config import preset_model
 
-    cfg = _preset_model_config("base")
+    cfg = preset_model("base")
     B, T = 13, int(15.0 * cfg.features.frame_rate)  # 200 s of 15 s crops
     flops = pretrain_step_flops(cfg, B, T, int(0.55 * B * T))["total"]
     step = flops / (H100_BF16_TFLOPS * 1e12 * ASSUMED_MFU)

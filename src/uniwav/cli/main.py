@@ -63,7 +63,7 @@ def _known_errors():
     from uniwav.data.manifests import DataError
     from uniwav.data.prepare_demo import DemoError
     from uniwav.data.text import VocabularyError
-    from uniwav.inference.align import AlignmentError
+    from uniwav.inference.ctc_decode import AlignmentError
     from uniwav.inference.codes import CodesError
     from uniwav.inference.lm import LanguageModelError
     from uniwav.inference.tts import PromptError

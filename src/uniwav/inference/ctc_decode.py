@@ -1,4 +1,5 @@
-"""CTC decoding: greedy and prefix beam search (blank = 0), on one utterance's log-probs [T, V]."""
+"""CTC decoding on one utterance's log-probs [T, V] (blank = 0): greedy, prefix beam search, and forced
+alignment of a known token sequence (Viterbi over the CTC trellis)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,48 @@ def sequence_log_prob(log_probs: np.ndarray, labels: list[int], blank: int = 0) 
         return float(lp[:, 0, blank].sum())
     loss = F.ctc_loss(lp, torch.tensor([labels]), torch.tensor([lp.shape[0]]), torch.tensor([len(labels)]), blank=blank, reduction="sum")
     return -float(loss)
+
+
+class AlignmentError(ValueError):
+    pass
+
+
+def forced_align(log_probs: np.ndarray, tokens: list[int], blank: int = 0, utt_id: str = "?") -> list[tuple[int, int]]:
+    """Most probable CTC alignment of ``tokens`` to log_probs [T, V].
+
+    Returns one (start, end) frame span per token (end exclusive); frames between spans are blank.
+    Raises AlignmentError when the utterance is too short for its tokens.
+    """
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    T = log_probs.shape[0]
+    L = len(tokens)
+    repeats = sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
+    if L == 0 or T < L + repeats:
+        raise AlignmentError(f"utterance {utt_id}: {T} frames cannot hold {L} tokens ({repeats} repeats need blanks between)")
+    states = np.full(2 * L + 1, blank, dtype=np.int64)
+    states[1::2] = tokens
+    S = states.shape[0]
+    # skipping a blank (s-2 -> s) is allowed into a token that differs from the previous token
+    can_skip = np.zeros(S, dtype=bool)
+    can_skip[3::2] = np.asarray(tokens[1:]) != np.asarray(tokens[:-1])
+    score = np.full(S, -np.inf)
+    score[0] = log_probs[0, states[0]]
+    score[1] = log_probs[0, states[1]]
+    back = np.zeros((T, S), dtype=np.int8)  # 0: stay, 1: from s-1, 2: from s-2
+    for t in range(1, T):
+        stay = score
+        step = np.concatenate([[-np.inf], score[:-1]])
+        skip = np.where(can_skip, np.concatenate([[-np.inf, -np.inf], score[:-2]]), -np.inf)
+        choices = np.stack([stay, step, skip])
+        back[t] = choices.argmax(0)
+        score = choices.max(0) + log_probs[t, states]
+    s = S - 1 if score[S - 1] >= score[S - 2] else S - 2
+    path = np.empty(T, dtype=np.int64)
+    for t in range(T - 1, -1, -1):
+        path[t] = s
+        s -= int(back[t, s])
+    spans = []
+    for k in range(L):
+        frames = np.flatnonzero(path == 2 * k + 1)
+        spans.append((int(frames[0]), int(frames[-1]) + 1))
+    return spans

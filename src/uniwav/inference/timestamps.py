@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from uniwav.inference.align import AlignmentError, forced_align
+from uniwav.inference.ctc_decode import AlignmentError, forced_align
 
 
 @dataclass

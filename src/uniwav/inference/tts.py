@@ -129,7 +129,8 @@ def speak(model: TTSModel, prompt_wav, text: str, vocoder: Optional[str] = None,
 
 def prompt_frame_tokens(model: TTSModel, asr, wav: np.ndarray, text: str, num_frames: int) -> Optional[torch.Tensor]:
     """Frame tokens of the prompt from a CTC forced alignment of its transcript (None if it fails)."""
-    from uniwav.inference.align import AlignmentError, align
+    from uniwav.inference.align import align
+    from uniwav.inference.ctc_decode import AlignmentError
 
     try:
         spans = align(asr, wav, text)

@@ -22,29 +22,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from uniwav.models.distributed import all_reduce_, broadcast_
+
 # ---------------------------------------------------------------------- shared helpers
-
-
-def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def all_reduce_(*tensors: torch.Tensor) -> None:
-    """Sum each tensor over processes, in place (nothing outside distributed training)."""
-    if is_distributed():
-        for t in tensors:
-            dist.all_reduce(t)
-
-
-def broadcast_(t: torch.Tensor) -> torch.Tensor:
-    """Rank 0's value of ``t`` on every process, in place."""
-    if is_distributed():
-        dist.broadcast(t, src=0)
-    return t
 
 
 def nearest(x: torch.Tensor, codewords: torch.Tensor) -> torch.Tensor:

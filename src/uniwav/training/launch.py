@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, OnExceptionCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, OnExceptionCheckpoint, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from uniwav.config import ConfigError, TrainerConfig, load_config, save_yaml, to_dict
@@ -181,7 +181,7 @@ class BudgetProgressBar(TQDMProgressBar):
             self._start = (time.monotonic(), trainer.global_step)
         elif trainer.global_step > start[1]:
             total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
-            timer = getattr(trainer, "_timer", None) or next((c for c in trainer.callbacks if type(c).__name__ == "Timer"), None)
+            timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)  # Lightning adds one for max_time
             if timer is not None and timer.time_remaining() is not None:
                 rate = (trainer.global_step - start[1]) / max(1e-6, time.monotonic() - start[0])
                 by_time = trainer.global_step + int(rate * timer.time_remaining())

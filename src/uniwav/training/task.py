@@ -195,7 +195,9 @@ def resolve_workers(num_workers: int, trainer) -> int:
     loop, at most 8 (a GPU must not wait for audio decoding); on CPUs, 1 (the cores are busy training)."""
     if num_workers >= 0:
         return num_workers
-    if trainer.accelerator.__class__.__name__ == "CPUAccelerator":
+    from lightning.pytorch.accelerators import CPUAccelerator
+
+    if isinstance(trainer.accelerator, CPUAccelerator):
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
     per_process = cores // max(1, trainer.num_devices)
