@@ -27,5 +27,5 @@ def run(args):
     synth = Synthesizer(tok.cfg.features, args.vocoder)
     wav, _ = read_audio(args.input, tok.cfg.features.sample_rate)
     sampling = {"nfe": args.nfe} if args.nfe else {}
-    write_audio(args.output, resynthesize(tok, wav, n, synth, args.seed, **sampling), tok.cfg.features.sample_rate)
+    write_audio(args.output, resynthesize(tok, wav, n, synth, seed=args.seed, **sampling), tok.cfg.features.sample_rate)
     print(f"{args.output}: {args.input} at {tok.bitrate(n):g} bit/s, {synth.name}")

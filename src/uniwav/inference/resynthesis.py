@@ -25,7 +25,7 @@ def audio_to_codes(tokenizer: SpeechTokenizer, wav, num_quantizers: int) -> np.n
     return codes[0, : int(frames[0])].cpu().numpy()
 
 
-def resynthesize(tokenizer: SpeechTokenizer, wav, num_quantizers: Optional[int], synth: Synthesizer, seed: int = 0,
+def resynthesize(tokenizer: SpeechTokenizer, wav, num_quantizers: Optional[int], synth: Synthesizer, *, seed: int = 0,
                  **sampling) -> np.ndarray:
     """waveform [S] -> the same speech through ``num_quantizers`` codebooks (None: through the
     unquantised representation, the decoder's ceiling), trimmed or padded to len(wav)."""

@@ -81,7 +81,7 @@ def check_prompt(wav: np.ndarray, sample_rate: int, source: str = "prompt") -> n
 
 
 @torch.no_grad()
-def synthesize(model: TTSModel, prompt_wav: np.ndarray, text: str, synth: Synthesizer, prompt_text: Optional[str] = None, asr=None,
+def synthesize(model: TTSModel, prompt_wav: np.ndarray, text: str, synth: Synthesizer, *, prompt_text: Optional[str] = None, asr=None,
                sampler: Optional[SamplerConfig] = None, speed: float = 1.0, seed: int = 0, source: str = "prompt",
                durations: Optional[list[int]] = None, **sampling) -> np.ndarray:
     """prompt waveform [S] (model's sample rate) + text -> new speech [S'] (float32), without the prompt.
@@ -115,7 +115,7 @@ def synthesize(model: TTSModel, prompt_wav: np.ndarray, text: str, synth: Synthe
         else:
             dur = torch.round(model.predict_durations(tokens) * rate / speed).long()
             dur[1:] = dur[1:].clamp_min(1)
-        gen = model.generate(prompt, tokens, dur, prompt_tokens, sampler, seed=seed + i, **sampling)
+        gen = model.generate(prompt, tokens, dur, prompt_tokens=prompt_tokens, sampler=sampler, seed=seed + i, **sampling)
         pieces.append(synth(model.features.denormalize(gen)).cpu().numpy())
     return crossfade(pieces, sr)
 

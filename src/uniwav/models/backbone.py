@@ -58,7 +58,7 @@ class Backbone(nn.Module):
         return self.flow.loss(self.decoder, x1, cond, mask, padding_mask)
 
     @torch.no_grad()
-    def generate(self, cond: torch.Tensor, padding_mask: Optional[torch.Tensor] = None, sampler: Optional[SamplerConfig] = None,
+    def generate(self, cond: torch.Tensor, *, padding_mask: Optional[torch.Tensor] = None, sampler: Optional[SamplerConfig] = None,
                  uncond: Optional[torch.Tensor] = None, seed: Optional[int] = 0, context: Optional[torch.Tensor] = None,
                  known: Optional[torch.Tensor] = None, **sampling) -> torch.Tensor:
         """Features [B, T, F] generated from cond [B, T, D] (guided against ``uncond`` when the sampler
@@ -66,7 +66,8 @@ class Backbone(nn.Module):
         ``cfg.sampler``; ``sampling`` replaces fields of it (nfe=, method=, sway=, guidance=, context_path=)."""
         sampler = dataclasses.replace(sampler or self.cfg.sampler, **sampling)
         sampler.validate()
-        return self.flow.sample(self.decoder, cond, self.cfg.features.n_mels, sampler, padding_mask, uncond, seed, context, known)
+        return self.flow.sample(self.decoder, cond, self.cfg.features.n_mels, sampler, padding_mask=padding_mask, uncond=uncond, seed=seed,
+                                context=context, known=known)
 
     @torch.no_grad()
     def load_from(self, other: Backbone) -> None:

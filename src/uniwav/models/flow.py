@@ -109,7 +109,7 @@ class FlowMatcher:
         return masked_mse(network(x_t, t, cond, padding_mask), u, mask)
 
     @torch.no_grad()
-    def sample(self, network, cond: torch.Tensor, feat_dim: int, sampler: SamplerConfig, padding_mask: Optional[torch.Tensor] = None,
+    def sample(self, network, cond: torch.Tensor, feat_dim: int, sampler: SamplerConfig, *, padding_mask: Optional[torch.Tensor] = None,
                uncond: Optional[torch.Tensor] = None, seed: Optional[int] = 0, context: Optional[torch.Tensor] = None,
                known: Optional[torch.Tensor] = None) -> torch.Tensor:
         """cond [B, T, C] (+ uncond [B, T, C] for guidance) -> generated features [B, T, feat_dim].

@@ -107,7 +107,7 @@ class SpeechTokenizer(BackboneModel):
         feats, frames = self.features.prepare(wav, lengths)
         padding_mask = lengths_to_padding_mask(frames, feats.shape[1])
         z = self.represent(feats, padding_mask).masked_fill(padding_mask[..., None], 0.0)
-        x1 = self.backbone.generate(z, padding_mask, sampler, seed=seed, **sampling)
+        x1 = self.backbone.generate(z, padding_mask=padding_mask, sampler=sampler, seed=seed, **sampling)
         return x1.masked_fill(padding_mask[..., None], 0.0)
 
     @torch.no_grad()
@@ -122,5 +122,5 @@ class SpeechTokenizer(BackboneModel):
         lengths = torch.full((B,), T, device=device) if lengths is None else torch.as_tensor(lengths, device=device)
         padding_mask = lengths_to_padding_mask(lengths, T)
         zq = self.quantizer.decode(codes.clamp_min(0)).masked_fill(padding_mask[..., None], 0.0)
-        x1 = self.backbone.generate(zq, padding_mask, sampler, seed=seed, **sampling)
+        x1 = self.backbone.generate(zq, padding_mask=padding_mask, sampler=sampler, seed=seed, **sampling)
         return x1.masked_fill(padding_mask[..., None], 0.0)

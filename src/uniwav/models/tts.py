@@ -201,7 +201,7 @@ class TTSModel(BackboneModel):
         return torch.expm1(self.duration(t)[0]).clamp_min(0.0)
 
     @torch.no_grad()
-    def generate(self, prompt_feats: torch.Tensor, tokens: list[int], durations: torch.Tensor,
+    def generate(self, prompt_feats: torch.Tensor, tokens: list[int], durations: torch.Tensor, *,
                  prompt_tokens: Optional[torch.Tensor] = None, sampler: Optional[SamplerConfig] = None, seed: Optional[int] = 0,
                  **sampling) -> torch.Tensor:
         """prompt_feats [Tp, F] normalised; tokens [N] with integer durations [N] -> generated features [Tg, F].
@@ -219,6 +219,6 @@ class TTSModel(BackboneModel):
         mask[0, Tp:] = True
         ptok = torch.full((Tp,), NO_TEXT, device=device) if prompt_tokens is None else prompt_tokens.to(device)[:Tp]
         cond = self.condition(feats, mask, torch.cat([ptok, gen])[None], None)
-        x1 = self.backbone.generate(cond, None, sampler, uncond=self.unconditional(feats, None), seed=seed, context=feats, known=~mask,
+        x1 = self.backbone.generate(cond, sampler=sampler, uncond=self.unconditional(feats, None), seed=seed, context=feats, known=~mask,
                                     **sampling)
         return x1[0, Tp:]

@@ -146,7 +146,7 @@ class UniWav(BackboneModel):
         padding_mask = lengths_to_padding_mask(lengths, T)
         mask = mask & ~padding_mask
         z = self.backbone.represent(feats, padding_mask, mask)
-        x1 = self.backbone.generate(z, padding_mask, sampler, seed=seed, context=feats, known=~mask & ~padding_mask, **sampling)
+        x1 = self.backbone.generate(z, padding_mask=padding_mask, sampler=sampler, seed=seed, context=feats, known=~mask & ~padding_mask, **sampling)
         return torch.where(mask[..., None], x1, feats)
 
     def num_parameters(self) -> dict:
