@@ -81,11 +81,13 @@ def test_tts_refuses_an_unwritable_output_before_synthesising(tts_model, tmp_pat
     assert code == 2 and message in err
 
 
-@pytest.mark.parametrize("flag, value", [("--nfe", "0"), ("--speed", "0"), ("--nfe", "-3")])
-def test_tts_refuses_impossible_settings(tts_model, tmp_path, capsys, flag, value):
+@pytest.mark.parametrize("flag, value, message", [("--nfe", "0", "must be positive"), ("--speed", "0", "must be positive"),
+                                                  ("--nfe", "-3", "must be positive"),
+                                                  ("--seed", "99999999999999999999999", "a seed is a whole number from 0 to 4294967295")])
+def test_tts_refuses_impossible_settings(tts_model, tmp_path, capsys, flag, value, message):
     code, err = run_cli(capsys, "tts", "--model", str(tts_model), "--prompt", "p.wav", "--text", "a", "-o", str(tmp_path / "o.wav"),
                         flag, value)
-    assert code == 2 and "must be positive" in err
+    assert code == 2 and message in err
 
 
 def test_tts_refuses_text_with_words_it_cannot_say(tts_model, tmp_path, capsys):
