@@ -307,13 +307,20 @@ class PretrainConfig(TaskConfig):
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
+def check_unit(unit: str) -> None:
+    if unit not in ("char", "phone"):
+        raise ConfigError(f"model.unit={unit!r}: the text unit is 'char' or 'phone'")
+
+
 @dataclass
 class CTCModelConfig:
-    """Encoder + linear CTC head over characters (speech recognition and forced alignment)."""
+    """Encoder + linear CTC head over characters or phones (speech recognition and forced alignment)."""
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     vocab: list[str] = field(default_factory=list)  # index 0 is the CTC blank
+    unit: str = "char"  # the text front end (data/frontend.py): "char" or "phone" (espeak-ng)
+    language: str = "en-us"  # espeak-ng's language of the phones (unit "phone")
     mask_prob: float = 0.5  # span masking of time frames as augmentation (fine-tuning only)
     mask_span: int = 10
     channel_mask_prob: float = 0.1  # span masking of input channels
@@ -324,6 +331,7 @@ class CTCModelConfig:
     def validate(self) -> None:
         self.features.validate()
         self.encoder.validate()
+        check_unit(self.unit)
         if self.layer is not None and not 1 <= self.layer <= self.encoder.layers:
             raise ConfigError(f"model.layer={self.layer} must be in 1..encoder.layers={self.encoder.layers}")
 
@@ -420,7 +428,9 @@ class TrainVocoderConfig(TaskConfig):
 class TTSModelConfig(BackboneConfig):
     # guidance 2 with sway -1 (F5-TTS): Whisper CER 0.75 vs 0.95 with guidance 1 on a uniform grid (docs/results.md)
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(guidance=2.0, sway=-1.0))
-    vocab: list[str] = field(default_factory=list)  # characters; ids 0 (no text) and 1 (silence) come first
+    vocab: list[str] = field(default_factory=list)  # characters or phones; ids 0 (no text) and 1 (silence) come first
+    unit: str = "char"  # the text front end (data/frontend.py): "char" or "phone" (espeak-ng), as the alignments it learnt from
+    language: str = "en-us"  # espeak-ng's language of the phones (unit "phone")
     text_dim: int = 128
     text_layers: int = 0  # convolutions that give each frame's character its neighbours (0: none, as models before 0.2)
     duration_dim: int = 128
@@ -428,6 +438,10 @@ class TTSModelConfig(BackboneConfig):
     duration_loss_weight: float = 1.0
 
     supports_guidance = True
+
+    def validate(self) -> None:
+        super().validate()
+        check_unit(self.unit)
 
 
 @dataclass

@@ -13,6 +13,8 @@ def add_arguments(p):
     p.add_argument("--prompt", default=None, help="voice prompt audio (about 3 s; any rate / channels: converted)")
     p.add_argument("--prompt-text", default=None, help="the prompt's transcript (sets the speaking rate)")
     p.add_argument("--text", default=None, help="what to say (numbers and symbols like %% & $ are spelled out in English)")
+    p.add_argument("--phonemes", default=None, help="what to say as phones, exactly, for a model trained on phones: phones separated by "
+                   "spaces, words by | (e.g. \"h ə l oʊ | w ɜː l d\"); instead of --text")
     p.add_argument("-o", "--output", default=None, help="output .wav or .flac")
     p.add_argument("--batch", default=None, help="TSV with columns prompt, text, output (and optionally prompt_text)")
     p.add_argument("--asr", default=None, help="CTC model: transcribes/aligns the prompt when --prompt-text is missing")
@@ -38,9 +40,12 @@ def jobs_of(args) -> list[dict]:
         if missing:
             raise ConfigError(f"{args.batch}: needs a header with columns prompt, text, output (missing {sorted(missing)})")
         return jobs
-    if not (args.prompt and args.text and args.output):
-        raise ConfigError("give --prompt, --text and -o, or --batch FILE.tsv")
-    return [{"prompt": args.prompt, "text": args.text, "output": args.output, "prompt_text": args.prompt_text}]
+    if args.text and args.phonemes:
+        raise ConfigError("give --text or --phonemes, not both")
+    if not (args.prompt and (args.text or args.phonemes) and args.output):
+        raise ConfigError("give --prompt, --text (or --phonemes) and -o, or --batch FILE.tsv")
+    return [{"prompt": args.prompt, "text": args.text or "", "output": args.output, "prompt_text": args.prompt_text,
+             "phonemes": args.phonemes}]
 
 
 def run(args):
@@ -48,6 +53,7 @@ def run(args):
 
     from uniwav.config import ConfigError
     from uniwav.data.audio import check_output_audio, read_audio, write_audio
+    from uniwav.data.frontend import TextFrontEnd
     from uniwav.inference.tts import synthesize
     from uniwav.inference.vocoders import Synthesizer
     from uniwav.models.ctc import CTCModel
@@ -62,14 +68,20 @@ def run(args):
     given = {"nfe": args.nfe, "guidance": args.cfg, "sway": args.sway}
     sampler = dataclasses.replace(model.cfg.sampler, **{k: v for k, v in given.items() if v is not None})
     sampler.validate()
-    for job in jobs:
-        model.encode_text(job["text"])  # refuse text that cannot be spoken before any synthesis
+    for job in jobs:  # refuse text that cannot be spoken before any synthesis
+        if job.get("phonemes"):
+            if model.cfg.unit != "phone":
+                raise ConfigError(f"--phonemes needs a model trained on phones; {args.model} speaks {model.cfg.unit}s: use --text")
+            job["phonemes"] = TextFrontEnd.parse_phonemes(job["phonemes"])
+            model.encode_tokens(job["phonemes"])
+        else:
+            model.encode_text(job["text"])
     synth = Synthesizer(model.cfg.features, args.vocoder)
     asr = CTCModel.from_pretrained(args.asr) if args.asr else None
     sr = model.cfg.features.sample_rate
     for job, output in zip(jobs, outputs):
         wav, _ = read_audio(job["prompt"], sr)
         out = synthesize(model, wav, job["text"], synth, prompt_text=job.get("prompt_text") or None, asr=asr, sampler=sampler,
-                         speed=args.speed, seed=args.seed, source=job["prompt"])
+                         speed=args.speed, seed=args.seed, source=job["prompt"], phonemes=job.get("phonemes"))
         write_audio(Path(output), out, sr)
         print(f"{output}: {len(out) / sr:.2f} s, NFE {sampler.nfe}, guidance {sampler.guidance:g}, sway {sampler.sway:g}, {synth.name}")

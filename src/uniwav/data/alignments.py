@@ -5,6 +5,9 @@ A row of ``ALIGN/{split}.jsonl.gz``::
 
     {"id", "text", "speaker", "frame_rate", "num_frames", "spans": [[start, end], ...]}  (one span per character)
 
+A phone recogniser's rows also hold ``"unit": "phone"``, ``"language"`` and ``"tokens"`` (the phones,
+``" "`` between words), with one span per token; everything below reads tokens where a row has them.
+
 CTC spans are peaky (a character fires on a frame or two), so a character is taken to last from
 its span's start to the next character's start (the last one to the end of the utterance), and
 the frames before the first span are silence: ``segments`` returns that partition.
@@ -52,7 +55,7 @@ def write_alignments(align_dir, split: str, rows: Iterable[dict]) -> Path:
     return path
 
 
-def segments(text: str, starts: Sequence[int], num_frames: int) -> list[tuple[str, int]]:
+def segments(text: Sequence[str], starts: Sequence[int], num_frames: int) -> list[tuple[str, int]]:
     """[(SILENCE, leading frames), (char, frames), ...] for characters starting at ``starts``
     (frame indices, one per character of ``text``) in an utterance of ``num_frames`` frames.
     The frame counts add up to ``num_frames`` (a character cut off by the end gets 0)."""
@@ -65,11 +68,17 @@ def segments(text: str, starts: Sequence[int], num_frames: int) -> list[tuple[st
     return out
 
 
+def row_symbols(row: dict) -> Sequence[str]:
+    """The aligned tokens of a row: its phones, or the characters of its text."""
+    return row.get("tokens") or row["text"]
+
+
 def row_segments(row: dict) -> list[tuple[str, int]]:
     """``segments`` of an alignment row."""
-    if len(row["spans"]) != len(row["text"]):
-        raise ValueError(f"utterance {row['id']}: {len(row['spans'])} spans for {len(row['text'])} characters")
-    return segments(row["text"], [s for s, _ in row["spans"]], row["num_frames"])
+    symbols = row_symbols(row)
+    if len(row["spans"]) != len(symbols):
+        raise ValueError(f"utterance {row['id']}: {len(row['spans'])} spans for {len(symbols)} tokens")
+    return segments(symbols, [s for s, _ in row["spans"]], row["num_frames"])
 
 
 def frame_labels(row: dict) -> list[str]:

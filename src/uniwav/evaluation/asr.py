@@ -18,13 +18,14 @@ def error_rates(refs: list[str], hyps: list[str]) -> dict:
 
 
 def evaluate_asr(model, cuts, beam: int = 1, lm=None) -> dict:
-    """Transcribe every cut and score it: {"wer", "cer", "n", "per_utterance": [{id, ref, hyp, wer, cer}]}."""
+    """Transcribe every cut and score it: {"wer", "cer", "n", "per_utterance": [{id, ref, hyp, wer, cer}]}.
+    A phone recogniser is scored on the phones of the transcripts (CER over their IPA characters, WER over words)."""
     from uniwav.data.manifests import require_text
     from uniwav.inference.transcribe import transcribe
 
     cuts = list(cuts)
     require_text(cuts, "evaluation")
-    refs = [" ".join(s.text for s in c.supervisions) for c in cuts]
+    refs = [model.frontend.render(model.frontend.transcript(" ".join(s.text for s in c.supervisions), c.id)) for c in cuts]
     hyps = transcribe(model, [c.load_audio()[0] for c in cuts], beam=beam, lm=lm)
     result = error_rates(refs, hyps)
     result["per_utterance"] = [

@@ -7,9 +7,9 @@ from uniwav.inference.ctc_decode import AlignmentError, forced_align
 
 
 def align(model, wav, text: str, utt_id: str = "?") -> list[tuple[str, float, float]]:
-    """Forced alignment of ``text`` to one waveform with a ``CTCModel``: [(character, start s, end s), ...]."""
+    """Forced alignment of ``text`` to one waveform with a ``CTCModel``: [(character or phone, start s, end s), ...]."""
     log_probs, frames = model.log_probs(wav)
-    tokens = model.vocab.encode(text, utt_id)
+    tokens = model.vocab.encode(model.frontend.transcript(text, utt_id), utt_id)
     spans = forced_align(log_probs[0, : int(frames[0])].cpu().numpy(), tokens, utt_id=utt_id)
     rate = model.cfg.features.frame_rate
     return [(model.vocab.symbols[tok], start / rate, end / rate) for tok, (start, end) in zip(tokens, spans)]
@@ -17,7 +17,8 @@ def align(model, wav, text: str, utt_id: str = "?") -> list[tuple[str, float, fl
 
 def align_corpus(model, data_dir, out_dir, splits=None, batch_seconds: float = 120.0) -> dict:
     """Write ``out_dir/{split}.jsonl.gz``: one JSON line per utterance with its text, frame rate,
-    number of frames and per-character frame spans. Returns split -> (aligned, [failed ids])."""
+    number of frames and per-token frame spans (characters; or phones, then also the tokens, unit and
+    language). Returns split -> (aligned, [failed ids])."""
     from tqdm import tqdm
 
     from uniwav.data.alignments import write_alignments
@@ -34,20 +35,16 @@ def align_corpus(model, data_dir, out_dir, splits=None, batch_seconds: float = 1
             for cut, lp in zip(chunk, stitched_log_probs(model, [c.load_audio()[0] for c in chunk], batch_seconds=batch_seconds)):
                 text = " ".join(s.text for s in cut.supervisions if s.text)
                 try:
-                    spans = forced_align(lp, model.vocab.encode(text, cut.id), utt_id=cut.id)
+                    tokens = model.frontend.transcript(text, cut.id)
+                    spans = forced_align(lp, model.vocab.encode(tokens, cut.id), utt_id=cut.id)
                 except (AlignmentError, VocabularyError):
                     failed.append(cut.id)
                     continue
-                rows.append(
-                    {
-                        "id": cut.id,
-                        "text": text,
-                        "speaker": cut.supervisions[0].speaker,
-                        "frame_rate": model.cfg.features.frame_rate,
-                        "num_frames": int(lp.shape[0]),
-                        "spans": spans,
-                    }
-                )
+                row = {"id": cut.id, "text": text, "speaker": cut.supervisions[0].speaker, "frame_rate": model.cfg.features.frame_rate,
+                       "num_frames": int(lp.shape[0]), "spans": spans}
+                if model.cfg.unit != "char":
+                    row.update(tokens=tokens, unit=model.cfg.unit, language=model.cfg.language)
+                rows.append(row)
         write_alignments(out_dir, split, rows)
         result[split] = (len(rows), failed)
     return result

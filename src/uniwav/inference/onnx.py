@@ -113,14 +113,16 @@ def export_onnx(model, out_dir) -> Path:
 
 class OnnxCTC:
     """A CTC recogniser running in onnxruntime, usable wherever a ``CTCModel`` is read (``transcribe``,
-    ``align``): ``cfg``, ``vocab``, ``features`` and ``log_probs``."""
+    ``align``): ``cfg``, ``vocab``, ``frontend``, ``features`` and ``log_probs``."""
 
     def __init__(self, folder, cfg, session):
+        from uniwav.data.frontend import TextFrontEnd
         from uniwav.data.text import CharVocabulary
         from uniwav.features.mel import LogMel
 
         self.folder, self.cfg, self.session = Path(folder), cfg, session
         self.vocab = CharVocabulary(cfg.vocab)
+        self.frontend = TextFrontEnd(cfg.unit, cfg.language)
         self.features = LogMel(cfg.features)
 
     @torch.no_grad()

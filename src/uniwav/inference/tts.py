@@ -83,11 +83,11 @@ def check_prompt(wav: np.ndarray, sample_rate: int, source: str = "prompt") -> n
 @torch.no_grad()
 def synthesize(model: TTSModel, prompt_wav: np.ndarray, text: str, synth: Synthesizer, *, prompt_text: Optional[str] = None, asr=None,
                sampler: Optional[SamplerConfig] = None, speed: float = 1.0, seed: int = 0, source: str = "prompt",
-               durations: Optional[list[int]] = None, **sampling) -> np.ndarray:
+               durations: Optional[list[int]] = None, phonemes: Optional[list[str]] = None, **sampling) -> np.ndarray:
     """prompt waveform [S] (model's sample rate) + text -> new speech [S'] (float32), without the prompt.
     ``sampler`` (default: the model's ``cfg.sampler``) with fields replaced by ``sampling`` (nfe=, guidance=, sway=, method=).
     ``durations``: frames of each of ``model.encode_text(text)``'s tokens, instead of predicted ones (the text is then
-    spoken in one piece)."""
+    spoken in one piece). ``phonemes``: the tokens to speak, exactly (a phone model; ``text`` is then not read)."""
     from uniwav.inference.transcribe import transcribe
 
     sr = model.cfg.features.sample_rate
@@ -106,8 +106,8 @@ def synthesize(model: TTSModel, prompt_wav: np.ndarray, text: str, synth: Synthe
         if asr is not None:
             prompt_tokens = prompt_frame_tokens(model, asr, prompt_wav, normalize_text(prompt_text), prompt.shape[0])
     pieces = []
-    for i, sentence in enumerate([text] if durations is not None else split_sentences(text)):
-        tokens = model.encode_text(sentence)
+    for i, sentence in enumerate([text] if durations is not None or phonemes is not None else split_sentences(text)):
+        tokens = model.encode_tokens(phonemes) if phonemes is not None else model.encode_text(sentence)
         if durations is not None:
             if len(durations) != len(tokens):
                 raise ValueError(f"{len(durations)} durations for {len(tokens)} tokens of {sentence!r}")

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from uniwav.config import CTCModelConfig
+from uniwav.data.frontend import TextFrontEnd
 from uniwav.data.text import CharVocabulary
 from uniwav.features.mel import LogMel
 from uniwav.models.encoder import Encoder, span_mask
@@ -26,6 +27,7 @@ class CTCModel(PretrainedMixin, nn.Module):
         cfg.validate()
         self.cfg = cfg
         self.vocab = CharVocabulary(cfg.vocab) if cfg.vocab else None
+        self.frontend = TextFrontEnd(cfg.unit, cfg.language)  # how a transcript becomes the tokens of vocab
         self.features = LogMel(cfg.features)
         self.encoder = Encoder(cfg.encoder, cfg.features.n_mels)
         self.dropout = nn.Dropout(cfg.final_dropout)

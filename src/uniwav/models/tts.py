@@ -24,7 +24,8 @@ from torch import nn
 
 from uniwav.config import SamplerConfig, TTSModelConfig
 from uniwav.data.alignments import SILENCE as SILENCE_SYMBOL
-from uniwav.data.alignments import row_segments, segments
+from uniwav.data.alignments import row_segments, row_symbols, segments
+from uniwav.data.frontend import TextFrontEnd
 from uniwav.data.text import VocabularyError, normalize_text, unspoken_characters
 from uniwav.models.backbone import Backbone, BackboneModel
 from uniwav.models.layers import lengths_to_padding_mask
@@ -59,10 +60,10 @@ def segment_tokens(parts: list[tuple[str, int]], index: dict, unknown: Optional[
 
 
 def alignment_tokens(row: dict, index: dict) -> tuple[list[int], list[int]]:
-    """An alignment row (``uniwav align``) -> (token ids [silence] + characters, frames per token)."""
-    unknown = sorted({ch for ch in row["text"] if ch not in index})
+    """An alignment row (``uniwav align``) -> (token ids [silence] + characters or phones, frames per token)."""
+    unknown = sorted({t for t in row_symbols(row) if t not in index})
     if unknown:
-        raise VocabularyError(f"utterance {row['id']}: characters {unknown} are not in the TTS vocabulary")
+        raise VocabularyError(f"utterance {row['id']}: {row.get('unit', 'char')}s {unknown} are not in the TTS vocabulary")
     try:
         return segment_tokens(row_segments(row), index)
     except ValueError as e:
@@ -136,6 +137,7 @@ class TTSModel(BackboneModel):
         self.cfg = cfg
         self.backbone = Backbone(cfg)
         self.index = {ch: i + 2 for i, ch in enumerate(cfg.vocab)}
+        self.frontend = TextFrontEnd(cfg.unit, cfg.language)
         self.text_embed = nn.Embedding(len(cfg.vocab) + 2, cfg.text_dim)
         self.text_context = TextContext(cfg.text_dim, cfg.text_layers) if cfg.text_layers else None
         self.text_proj = nn.Linear(cfg.text_dim, cfg.encoder.dim)
@@ -146,8 +148,11 @@ class TTSModel(BackboneModel):
     # ------------------------------------------------------------------ text
 
     def encode_text(self, text: str) -> list[int]:
-        """Normalised text -> [SILENCE] + character ids. VocabularyError for characters that cannot be
-        spoken (they would be dropped without a word) or are not in the vocabulary."""
+        """Text -> [SILENCE] + token ids, through the model's front end (characters or phones).
+        VocabularyError for characters that cannot be spoken (they would be dropped without a word)
+        or tokens that are not in the vocabulary."""
+        if self.cfg.unit == "phone":
+            return self.encode_tokens(self.frontend.tokens(text))
         dropped = unspoken_characters(text)
         if dropped:
             raise VocabularyError(f"cannot speak {''.join(dropped)!r} in {text[:80]!r}: write it as words (the text is read as English letters; "
@@ -159,6 +164,15 @@ class TTSModel(BackboneModel):
         if unknown:
             raise VocabularyError(f"characters {unknown} are not in the TTS vocabulary ({''.join(self.cfg.vocab)!r})")
         return [SILENCE] + [self.index[ch] for ch in text]
+
+    def encode_tokens(self, tokens: list[str]) -> list[int]:
+        """Tokens of the model's unit (e.g. phones from ``--phonemes``) -> [SILENCE] + ids."""
+        unknown = sorted({t for t in tokens if t not in self.index})
+        if unknown:
+            raise VocabularyError(f"{self.cfg.unit}s {unknown} are not in the TTS vocabulary ({' '.join(self.cfg.vocab)!r})")
+        if not tokens:
+            raise VocabularyError("nothing to speak")
+        return [SILENCE] + [self.index[t] for t in tokens]
 
     # ------------------------------------------------------------------ the conditional velocity field
 

@@ -18,6 +18,7 @@ from uniwav.config import FinetuneASRConfig
 from uniwav.data.batches import eval_loader, label_subset
 from uniwav.data.manifests import available_splits, check_sample_rate, load_cuts, require_text
 from uniwav.data.stats import ensure_stats
+from uniwav.data.frontend import TextFrontEnd
 from uniwav.data.text import CharVocabulary
 from uniwav.evaluation.asr import error_rates
 from uniwav.inference.ctc_decode import greedy_decode
@@ -61,7 +62,9 @@ class ASRTask(TrainingTask):
         else:
             cfg.model.features = ensure_stats(data_dir, cfg.model.features)
         check_sample_rate(data_dir, cfg.model.features.sample_rate)
-        cfg.model.vocab = CharVocabulary.from_texts(s.text for c in training_cuts(data_dir, cfg) for s in c.supervisions if s.text).symbols
+        frontend = TextFrontEnd(cfg.model.unit, cfg.model.language)
+        cfg.model.vocab = CharVocabulary.from_texts(frontend.transcript(s.text, c.id) for c in training_cuts(data_dir, cfg)
+                                                    for s in c.supervisions if s.text).symbols
         return cfg
 
     def init_from(self, pretrained) -> None:
@@ -87,7 +90,7 @@ class ASRTask(TrainingTask):
         return self.cfg.val_every
 
     def _targets(self, batch):
-        ids = [self.model.vocab.encode(t, u) for t, u in zip(batch["texts"], batch["ids"])]
+        ids = [self.model.vocab.encode(self.model.frontend.transcript(t, u), u) for t, u in zip(batch["texts"], batch["ids"])]
         return torch.tensor([i for seq in ids for i in seq], dtype=torch.long), torch.tensor([len(seq) for seq in ids])
 
     def training_step(self, batch, batch_idx):
@@ -120,8 +123,10 @@ class ASRTask(TrainingTask):
     def validation_step(self, batch, batch_idx):
         feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
         log_probs = self.model(feats, frames)
-        for lp, n, ref in zip(log_probs.cpu().numpy(), frames.tolist(), batch["texts"]):
+        frontend = self.model.frontend
+        for lp, n, ref, utt in zip(log_probs.cpu().numpy(), frames.tolist(), batch["texts"], batch["ids"]):
             best = lp[:n].argmax(-1)
+            ref = frontend.render(frontend.transcript(ref, utt))  # a phone recogniser is scored on phones
             self._val.append((ref, self.model.vocab.decode(greedy_decode(lp[:n])), float((best == 0).mean())))
 
     def on_validation_epoch_end(self):

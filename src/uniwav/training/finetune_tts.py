@@ -16,7 +16,8 @@ from typing import Optional
 import torch
 
 from uniwav.config import ConfigError, FinetuneTTSConfig
-from uniwav.data.alignments import read_alignments
+from uniwav.data.alignments import read_alignments, row_symbols
+from uniwav.data.frontend import WORD
 from uniwav.data.manifests import check_sample_rate, load_cuts
 from uniwav.data.stats import ensure_stats
 from uniwav.models.tts import NO_TEXT, TTSModel, alignment_tokens, expand_tokens
@@ -56,8 +57,12 @@ class TTSTask(TrainingTask):
         else:
             cfg.model.features = ensure_stats(data_dir, cfg.model.features)
         check_sample_rate(data_dir, cfg.model.features.sample_rate)
-        # every character normalize_text can produce, so any normalised text can be spoken
-        cfg.model.vocab = sorted(set(" '" + string.ascii_lowercase) | {ch for row in alignments.values() for ch in row["text"]})
+        first = next(iter(alignments.values()))
+        cfg.model.unit, cfg.model.language = first.get("unit", "char"), first.get("language", "en-us")  # the alignments' unit
+        if cfg.model.unit == "char":  # every character normalize_text can produce, so any normalised text can be spoken
+            cfg.model.vocab = sorted(set(" '" + string.ascii_lowercase) | {ch for row in alignments.values() for ch in row["text"]})
+        else:  # every phone the training transcripts have (espeak-ng's inventory for the language is not listed by it)
+            cfg.model.vocab = sorted({WORD} | {t for row in alignments.values() for t in row_symbols(row)})
         rate = next(iter(alignments.values()))["frame_rate"]
         if abs(rate - cfg.model.features.frame_rate) > 1e-6:
             raise ConfigError(f"{alignments_dir}: alignments are at {rate} frames/s, the model runs at {cfg.model.features.frame_rate}")
