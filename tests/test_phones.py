@@ -63,6 +63,10 @@ def test_phone_recogniser_aligns_and_phone_tts_speaks_text_and_phonemes(demo_dat
     with gzip.open(align / "train.jsonl.gz", "rt") as f:
         first = json.loads(f.readline())
     assert first["unit"] == "phone" and len(first["spans"]) == len(first["tokens"]) and WORD in first["tokens"]
+    assert main(["analyze", "layers", "--model", str(pre), "--data", str(demo_data), "--alignments", str(align), "--out", str(tmp_path / "an"),
+                 "--max-train-utterances", "8", "--units", "5"]) == 0
+    layers = json.loads((tmp_path / "an" / "layers.json").read_text())
+    assert layers["unit"] == "phone" and {"probe_accuracy", "nmi_text", "nmi_speaker"} <= set(layers["layers"][0])  # labels are phones
 
     args = ["finetune-tts", "--init", str(pre), "--data", str(demo_data), "--alignments", str(align), "--out", str(tts), "--no-progress",
             "--max-steps", "2", "data.num_workers=0", "data.max_duration=6", "optim.warmup_steps=1", "trainer.sample_every=1000",

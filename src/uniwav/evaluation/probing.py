@@ -99,7 +99,7 @@ def kmeans_mutual_information(x: torch.Tensor, chars, speakers, k: int = 100, it
     units = nearest(xs, centres).numpy()
     mi_c, nmi_c = mutual_information(units, chars)
     mi_s, nmi_s = mutual_information(units, speakers)
-    return {"mi_char_bits": mi_c, "nmi_char": nmi_c, "mi_speaker_bits": mi_s, "nmi_speaker": nmi_s}
+    return {"mi_text_bits": mi_c, "nmi_text": nmi_c, "mi_speaker_bits": mi_s, "nmi_speaker": nmi_s}
 
 
 def analyze_layers(model, data_dir, align_dir, train_split: str = "train", test_split: str = "test", max_train_utterances: int = 200,
@@ -119,11 +119,13 @@ def analyze_layers(model, data_dir, align_dir, train_split: str = "train", test_
     x_te, c_te, s_te = layer_features(layers_of, load_cuts(data_dir, test_split), read_alignments(align_dir, test_split), max_test_utterances)
     rows = []
     for i, (a, b) in enumerate(zip(x_tr, x_te)):
-        row = {"layer": i, "probe_char_accuracy": linear_probe(a, c_tr, b, c_te, iters=probe_iters)}
+        row = {"layer": i, "probe_accuracy": linear_probe(a, c_tr, b, c_te, iters=probe_iters)}
         row.update(kmeans_mutual_information(b, c_te, s_te, k=units))
         rows.append(row)
     weights = torch.softmax(model.backbone.layer_weights.detach().float(), 0).tolist()
+    first = next(iter(read_alignments(align_dir, test_split).values()), {})
     return {
+        "unit": first.get("unit", "char"),  # what the text labels are: the alignments' characters or phones
         "layers": rows,
         "layer_mixer_weights": weights,
         "train_frames": len(c_tr),
@@ -141,8 +143,9 @@ def plot_layers(result: dict, path) -> None:
     rows = result["layers"]
     x = [r["layer"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(x, [r["probe_char_accuracy"] for r in rows], "o-", label="character probe accuracy")
-    ax.plot(x, [r["nmi_char"] for r in rows], "s-", label="NMI(units; characters)")
+    unit = {"char": "character", "phone": "phone"}.get(result.get("unit", "char"), "token")
+    ax.plot(x, [r["probe_accuracy"] for r in rows], "o-", label=f"{unit} probe accuracy")
+    ax.plot(x, [r["nmi_text"] for r in rows], "s-", label=f"NMI(units; {unit}s)")
     ax.plot(x, [r["nmi_speaker"] for r in rows], "^-", label="NMI(units; speakers)")
     ax.axhline(result["majority_baseline"], color="grey", ls=":", label="majority class")
     ax.set_xlabel("encoder layer (0 = log-mel input)")

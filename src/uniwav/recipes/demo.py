@@ -122,14 +122,19 @@ def pretrain(d: Demo) -> None:
     UniWav.from_pretrained(d.out / "pretrain").save_pretrained(d.out / "export")
 
 
-def asr(name: str, init: Callable[[Demo], str]) -> Callable[[Demo], dict]:
+# What text-to-speech is conditioned on: "phone" (espeak-ng phones, aligned by a phone recogniser fine-tuned from the
+# pre-trained encoder, as the paper conditions on phones) or "char". Phones measured better: docs/results.md, "Phones or letters".
+TTS_UNIT = "phone"
+
+
+def asr(name: str, init: Callable[[Demo], str], unit: str = "char") -> Callable[[Demo], dict]:
     def stage(d: Demo) -> dict:
         from uniwav.data.manifests import load_cuts
         from uniwav.evaluation.asr import evaluate_asr
         from uniwav.models.ctc import CTCModel
         from uniwav.training.finetune_asr import finetune_asr
 
-        finetune_asr(d.data, d.out / name, init(d), None, [], label_minutes=d.options.label_minutes, **d.training(name))
+        finetune_asr(d.data, d.out / name, init(d), None, [f"model.unit={unit}"], label_minutes=d.options.label_minutes, **d.training(name))
         result = evaluate_asr(CTCModel.from_pretrained(d.out / name), load_cuts(d.data, "test"))
         print(f"{name}: test CER {result['cer']:.3f}  WER {result['wer']:.3f}")
         return {"test_cer": result["cer"], "test_wer": result["wer"], "n": result["n"], "result": d.write_json(f"{name}.test.json", result)}
@@ -153,13 +158,18 @@ def asr_compare(d: Demo) -> dict:
     return {unit: result[unit] for unit in ("cer", "wer")}
 
 
+def aligner(d: Demo) -> str:
+    """The recogniser whose alignments text-to-speech learns from: the phone recogniser, or the better character one."""
+    return "asr-phone" if TTS_UNIT == "phone" else d.best_asr()
+
+
 def align(d: Demo) -> dict:
     from uniwav.inference.align import align_corpus
     from uniwav.models.ctc import CTCModel
 
-    best = d.best_asr()
-    align_corpus(CTCModel.from_pretrained(d.out / best), d.data, d.out / "align")
-    return {"model": best}
+    model = aligner(d)
+    align_corpus(CTCModel.from_pretrained(d.out / model), d.data, d.out / "align")
+    return {"model": model, "unit": TTS_UNIT}
 
 
 def analyze(d: Demo) -> dict:
@@ -310,14 +320,20 @@ STAGES = [
     Stage("asr-scratch", lambda d: "CTC fine-tuning from random initialisation, same labels and updates", asr("asr-scratch", lambda d: "none"),
           updates=1500, share=0.07, cost=0.45),
     Stage("asr-compare", lambda d: "pre-trained vs scratch recogniser: paired bootstrap over the test utterances", asr_compare),
-    Stage("align", lambda d: "forced alignment of every split with the better recogniser", align),
-    Stage("layers", lambda d: "what each encoder layer knows (character probe, mutual information)", analyze),
+    *([Stage("asr-phone", lambda d: f"CTC fine-tuning of a phone recogniser (espeak-ng phones) from the pre-trained encoder, same labels, "
+                                    f"{d.updates('asr-phone')} updates: the aligner of phone TTS",
+             asr("asr-phone", lambda d: str(d.out / "pretrain"), unit="phone"), updates=1500, share=0.07, cost=0.45)]
+      if TTS_UNIT == "phone" else []),
+    Stage("align", lambda d: f"forced alignment of every split with the {'phone' if TTS_UNIT == 'phone' else 'better character'} "
+                             f"recogniser: text-to-speech speaks from {TTS_UNIT}s", align),
+    Stage("layers", lambda d: f"what each encoder layer knows ({TTS_UNIT} probe, mutual information with {TTS_UNIT}s and speakers)",
+          analyze),
     Stage("tokenizer", lambda d: f"speech tokenizer (500 / 1000 bit/s), {d.updates('tokenizer')} updates", tokenizer,
-          updates=1200, share=0.12, cost=0.75),
+          updates=1200, share=0.11, cost=0.75),
     Stage("tts-pretrained", lambda d: f"text-to-speech from the pre-trained model, {d.updates('tts-pretrained')} updates",
-          tts("tts-pretrained", lambda d: str(d.out / "pretrain")), updates=1500, share=0.22, cost=1.2),
+          tts("tts-pretrained", lambda d: str(d.out / "pretrain")), updates=1500, share=0.19, cost=1.2),
     Stage("tts-scratch", lambda d: "text-to-speech from scratch, same updates", tts("tts-scratch", lambda d: "none"),
-          updates=1500, share=0.22, cost=1.2),
+          updates=1500, share=0.19, cost=1.2),
     Stage("tokens", lambda d: "resynthesis at 500 and 1000 bit/s vs. the original", evaluate_tokens),
     Stage("tts", lambda d: "text-to-speech, cross-sentence, pre-trained vs scratch", evaluate_tts),
     Stage("goals", lambda d: "the generation goals", goals),

@@ -75,10 +75,12 @@ def build_report(d) -> Path:
 
     if "layers" in m:
         r.section("What each encoder layer knows")
+        unit = m.get("align", {}).get("unit", "char")
+        unit = "phone" if unit == "phone" else "character"
         r.text(
-            "Layer 0 is the log-mel input. Character probe: a linear classifier of each frame's character (labels from the forced "
-            "alignment), fitted on 200 training utterances and scored on the unseen test speakers. NMI: normalised mutual "
-            "information between 100 k-means units of the layer and the characters / the speakers."
+            f"Layer 0 is the log-mel input. {unit.capitalize()} probe: a linear classifier of each frame's {unit} (labels from the "
+            f"forced alignment), fitted on 200 training utterances and scored on the unseen test speakers. NMI: normalised mutual "
+            f"information between 100 k-means units of the layer and the {unit}s / the speakers."
         )
         for name, path in m["layers"].get("plots", {}).items():
             r.image(out / path, f"{name} encoder")
@@ -86,7 +88,7 @@ def build_report(d) -> Path:
         for name in ("pretrained", "random"):
             for row in m["layers"].get(name, []):
                 rows[f"{name} layer {row['layer']}"] = {
-                    k: v for k, v in row.items() if k in ("probe_char_accuracy", "nmi_char", "nmi_speaker")
+                    k: v for k, v in row.items() if k in ("probe_accuracy", "nmi_text", "nmi_speaker")
                 }
         r.table(rows)
 
