@@ -15,10 +15,13 @@ def test_demo_smoke_runs_every_stage_and_continues(tmp_path, capsys):
     args = ["demo", "--out", str(out), "--corpus-minutes", "1.5", "--label-minutes", "0.5", "--max-steps", "2", "--eval-utterances", "2"]
     assert main(args) == 0
     stages = json.loads((out / "stages.json").read_text())
-    assert list(stages) == ["corpus", "pretrain", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "tokenizer",
+    assert list(stages) == ["corpus", "pretrain", "asr-pretrained", "asr-scratch", "asr-compare", "asr-phone", "align", "layers", "tokenizer",
                             "tts-pretrained", "tts-scratch", "tokens", "tts", "goals", "app", "report"]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"corpus", "asr-pretrained", "asr-scratch", "asr-compare", "align", "layers", "tokens", "tts", "goals", "app", "report"}
+    assert set(metrics) == {"corpus", "asr-pretrained", "asr-scratch", "asr-compare", "asr-phone", "align", "layers", "tokens", "tts", "goals",
+                            "app", "report"}
+    assert metrics["align"] == {"model": "asr-phone", "unit": "phone"}  # TTS speaks from phones
+    assert metrics["layers"]["pretrained"][0].keys() >= {"probe_accuracy", "nmi_text", "nmi_speaker"}
     for unit in ("cer", "wer"):
         compare = metrics["asr-compare"][unit]
         assert compare["baseline"] == pytest.approx(metrics["asr-scratch"][f"test_{unit}"])

@@ -105,6 +105,9 @@ def main(argv=None) -> int:
             return 0
         parser.parse_args(argv)  # prints usage + "invalid choice" and exits 2
         return 2
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"uniwav {argv[0]}: warning: {message}\n"  # one line, no source
     module = importlib.import_module(SUBCOMMANDS[argv[0]])
     parser = argparse.ArgumentParser(prog=f"uniwav {argv[0]}", description=HELP[argv[0]], formatter_class=DefaultsHelpFormatter)
     module.add_arguments(parser)

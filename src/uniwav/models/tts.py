@@ -152,7 +152,7 @@ class TTSModel(BackboneModel):
         VocabularyError for characters that cannot be spoken (they would be dropped without a word)
         or tokens that are not in the vocabulary."""
         if self.cfg.unit == "phone":
-            return self.encode_tokens(self.frontend.tokens(text))
+            return self.encode_tokens(self.frontend.tokens(text), strict=False)
         dropped = unspoken_characters(text)
         if dropped:
             raise VocabularyError(f"cannot speak {''.join(dropped)!r} in {text[:80]!r}: write it as words (the text is read as English letters; "
@@ -165,14 +165,42 @@ class TTSModel(BackboneModel):
             raise VocabularyError(f"characters {unknown} are not in the TTS vocabulary ({''.join(self.cfg.vocab)!r})")
         return [SILENCE] + [self.index[ch] for ch in text]
 
-    def encode_tokens(self, tokens: list[str]) -> list[int]:
-        """Tokens of the model's unit (e.g. phones from ``--phonemes``) -> [SILENCE] + ids."""
-        unknown = sorted({t for t in tokens if t not in self.index})
-        if unknown:
-            raise VocabularyError(f"{self.cfg.unit}s {unknown} are not in the TTS vocabulary ({' '.join(self.cfg.vocab)!r})")
+    def encode_tokens(self, tokens: list[str], strict: bool = True) -> list[int]:
+        """Tokens of the model's unit -> [SILENCE] + ids. A phone the training data never had is spelled with
+        the phones it is made of where it can be ("ɑːɹ" -> "ɑː" "ɹ"); what is left is an error when ``strict``
+        (``--phonemes``: exact control), else a warning, and those frames are generated without text."""
         if not tokens:
             raise VocabularyError("nothing to speak")
-        return [SILENCE] + [self.index[t] for t in tokens]
+        out, unknown = [], []
+        for t in tokens:
+            pieces = t if t in self.index else self._known_pieces(t)
+            if pieces is None:
+                unknown.append(t)
+                out.append(NO_TEXT)
+            else:
+                out.extend(self.index[p] for p in ([t] if t in self.index else pieces))
+        if unknown:
+            message = (f"{self.cfg.unit}s {sorted(set(unknown))} are not in the TTS vocabulary ({' '.join(self.cfg.vocab)!r}): "
+                       "the training data never had them")
+            if strict:
+                raise VocabularyError(message)
+            import warnings
+
+            warnings.warn(message + "; they are spoken without text", stacklevel=2)
+        return [SILENCE] + out
+
+    def _known_pieces(self, token: str) -> Optional[list[str]]:
+        """``token`` as a sequence of vocabulary entries (longest first), or None."""
+        pieces, i = [], 0
+        while i < len(token):
+            for j in range(len(token), i, -1):
+                if token[i:j] in self.index and token[i:j] != " ":
+                    pieces.append(token[i:j])
+                    i = j
+                    break
+            else:
+                return None
+        return pieces
 
     # ------------------------------------------------------------------ the conditional velocity field
 
