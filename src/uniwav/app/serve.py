@@ -186,7 +186,9 @@ def build_app(models: Models):
             with gr.Tab("Speak"):
                 prompt = gr.Audio(sources=["upload", "microphone"], type="filepath", label="voice prompt (about 3 s)")
                 prompt_text = gr.Textbox(label="what the prompt says (optional)")
-                say = gr.Textbox(label="text to speak", value="Hello, this is my voice.")
+                unit = models.tts.cfg
+                say = gr.Textbox(label=f"text to speak (read as {'phones, ' + unit.language if unit.unit == 'phone' else 'English letters'})",
+                                 value="Hello, this is my voice.")
                 with gr.Row():
                     nfe = gr.Slider(2, 64, value=s.nfe, step=2, label="NFE")
                     guidance = gr.Slider(0, 4, value=s.guidance, step=0.5, label="guidance")

@@ -208,14 +208,31 @@ def fit(trainer: L.Trainer, task: L.LightningModule, run_dir, ckpt_path: Optiona
         compile_stacks(task.model)
     last = last_checkpoint(run_dir)
     try:
-        trainer.fit(task, ckpt_path=str(ckpt_path) if ckpt_path else None)
-    except (SIGTERMException, SystemExit) as e:  # Lightning checkpointed (OnExceptionCheckpoint), then exits
-        if trainer.state.status.value != "interrupted":
-            raise
-        sigterm = isinstance(e, SIGTERMException) or trainer.received_sigterm
-        raise TrainingInterrupted(f"interrupted by {'SIGTERM' if sigterm else 'Ctrl-C'} at update {trainer.global_step}; "
-                                  f"the checkpoint is {last}. Run the same command again to resume.", 143 if sigterm else 130) from None
-    trainer.save_checkpoint(last, weights_only=False)
+        try:
+            trainer.fit(task, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        except (SIGTERMException, SystemExit) as e:  # Lightning checkpointed (OnExceptionCheckpoint), then exits
+            if trainer.state.status.value != "interrupted":
+                raise
+            sigterm = isinstance(e, SIGTERMException) or trainer.received_sigterm
+            raise TrainingInterrupted(f"interrupted by {'SIGTERM' if sigterm else 'Ctrl-C'} at update {trainer.global_step}; "
+                                      f"the checkpoint is {last}. Run the same command again to resume.", 143 if sigterm else 130) from None
+        trainer.save_checkpoint(last, weights_only=False)  # every rank takes part; rank 0 writes
+    finally:
+        reap_worker_processes(trainer)
+
+
+def reap_worker_processes(trainer: L.Trainer, grace_seconds: float = 60.0) -> None:
+    """The command ends with the training processes it started (Lightning's launcher starts ranks 1.. as child
+    processes): wait for each, and end one that is still running after ``grace_seconds`` (a failed rank 0
+    leaves the others waiting in a collective forever)."""
+    import subprocess
+
+    for proc in getattr(getattr(trainer.strategy, "launcher", None), "procs", None) or []:
+        try:
+            proc.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def check_checkpoint_fits(ckpt_path: Path, task) -> None:
