@@ -41,6 +41,8 @@ def test_two_processes_train_agree_and_write_one_checkpoint_set(demo_data, tmp_p
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt", "step0000002.ckpt", "step0000004.ckpt"]
     assert proc.stdout.count("run: ") == 1 and (proc.stdout + proc.stderr).count("precision: ") == 1  # said once, not per process
     assert not (run / ".lock").exists()
+    left = subprocess.run(["pgrep", "-f", f"--out {run} "], capture_output=True, text=True).stdout.split()
+    assert not left, f"training processes still running after the command returned: {left}"
 
 
 def test_kill_9_of_every_process_then_resume_continues_exactly(demo_data, tmp_path):
