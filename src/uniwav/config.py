@@ -84,33 +84,39 @@ class FeatureConfig:
         )
 
 
-def _check_transformer(where: str, dim: int, heads: int, pos_conv_kernel: int, pos_conv_groups: int) -> None:
-    """The shape rules every Transformer stack of ours has (encoder and decoder)."""
-    if dim % heads:
-        raise ConfigError(f"{where}.dim={dim} must be divisible by {where}.heads={heads}")
-    if pos_conv_kernel % 2 == 0:
-        raise ConfigError(f"{where}.pos_conv_kernel={pos_conv_kernel} must be odd (a centred convolution)")
-    if dim % pos_conv_groups:
-        raise ConfigError(f"{where}.dim={dim} must be divisible by {where}.pos_conv_groups={pos_conv_groups}")
-
-
 @dataclass
-class EncoderConfig:
+class TransformerConfig:
+    """The shape every Transformer stack of ours has (encoder and decoder): blocks, and a convolutional
+    relative position embedding in front of them."""
+
     dim: int = 768
     layers: int = 12
     heads: int = 12
     ffn_dim: int = 3072
     dropout: float = 0.1
+    pos_conv_kernel: int = 31  # odd, so that the convolution is centred
+    pos_conv_groups: int = 16
+
+    def check_shape(self, where: str) -> None:
+        if self.dim % self.heads:
+            raise ConfigError(f"{where}.dim={self.dim} must be divisible by {where}.heads={self.heads}")
+        if self.pos_conv_kernel % 2 == 0:
+            raise ConfigError(f"{where}.pos_conv_kernel={self.pos_conv_kernel} must be odd (a centred convolution)")
+        if self.dim % self.pos_conv_groups:
+            raise ConfigError(f"{where}.dim={self.dim} must be divisible by {where}.pos_conv_groups={self.pos_conv_groups}")
+
+
+@dataclass
+class EncoderConfig(TransformerConfig):
+    pos_conv_kernel: int = 127
     attention_dropout: float = 0.1
     layer_drop: float = 0.0
     norm_first: bool = True  # pre-LN blocks; False = post-LN (wav2vec 2.0 / HuBERT / DinoSR base)
-    pos_conv_kernel: int = 127  # odd, so that the convolution is centred
-    pos_conv_groups: int = 16
     mask_prob: float = 0.8  # expected span starts = mask_prob * T / mask_span
     mask_span: int = 10
 
     def validate(self) -> None:
-        _check_transformer("encoder", self.dim, self.heads, self.pos_conv_kernel, self.pos_conv_groups)
+        self.check_shape("encoder")
         if self.layers < 1 or self.mask_span < 1:
             raise ConfigError("encoder.layers and encoder.mask_span must be at least 1")
 
@@ -135,19 +141,14 @@ class ClusteringConfig:
 
 
 @dataclass
-class DecoderConfig:
-    dim: int = 768
-    layers: int = 12  # even: U-Net skips pair layer i with layer L-1-i
-    heads: int = 12
-    ffn_dim: int = 3072
-    dropout: float = 0.1
-    pos_conv_kernel: int = 31
-    pos_conv_groups: int = 16
+class DecoderConfig(TransformerConfig):
+    """``layers`` even: U-Net skips pair layer i with layer L-1-i."""
+
     time_embed_dim: int = 256
     sigma_min: float = 1e-5
 
     def validate(self) -> None:
-        _check_transformer("decoder", self.dim, self.heads, self.pos_conv_kernel, self.pos_conv_groups)
+        self.check_shape("decoder")
         if self.layers < 2 or self.layers % 2:
             raise ConfigError(f"decoder.layers={self.layers} must be even and at least 2 (U-Net skips pair mirrored layers)")
 
@@ -199,6 +200,12 @@ class BackboneConfig:
         if self.sampler.guidance and not self.supports_guidance:
             raise ConfigError(f"sampler.guidance={self.sampler.guidance}: this model was not trained with condition dropout; "
                               "classifier-free guidance needs the text-to-speech model")
+
+
+def with_backbone_of(cfg: T, source: BackboneConfig) -> T:
+    """``cfg`` (any model config with a backbone) with ``source``'s backbone shape: features, encoder and
+    decoder. The one rule by which a fine-tuned model takes the shape of the pre-trained model it starts from."""
+    return dataclasses.replace(cfg, features=source.features, encoder=source.encoder, decoder=source.decoder)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from uniwav.config import BackboneConfig, SamplerConfig
+from uniwav.config import BackboneConfig, SamplerConfig, with_backbone_of
 from uniwav.features.mel import LogMel
 from uniwav.models.decoder import FlowDecoder
 from uniwav.models.encoder import Encoder
@@ -95,8 +95,7 @@ class BackboneModel(PretrainedMixin, nn.Module):
     def from_pretrained_backbone(cls, pretrained: BackboneModel, cfg: BackboneConfig):
         """A new model of this class whose backbone (shape and weights) is ``pretrained``'s; its own
         parts come from ``cfg`` (not modified)."""
-        p = pretrained.backbone.cfg
-        model = cls(dataclasses.replace(cfg, features=p.features, encoder=p.encoder, decoder=p.decoder))
+        model = cls(with_backbone_of(cfg, pretrained.backbone.cfg))
         model.backbone.load_from(pretrained.backbone)
         return model
 

@@ -14,7 +14,7 @@ from typing import Optional
 
 import torch
 
-from uniwav.config import FinetuneTokenizerConfig
+from uniwav.config import FinetuneTokenizerConfig, with_backbone_of
 from uniwav.data.manifests import check_sample_rate, load_cuts
 from uniwav.models.tokenizer import SpeechTokenizer
 from uniwav.training.launch import launch
@@ -40,9 +40,8 @@ class TokenizerTask(TrainingTask):
     @classmethod
     def complete_config(cls, cfg: FinetuneTokenizerConfig, data_dir, pretrained, init, **options) -> FinetuneTokenizerConfig:
         cfg.init = str(init)
-        p = pretrained.cfg
-        cfg.model.features, cfg.model.encoder, cfg.model.decoder = p.features, p.encoder, p.decoder
-        check_sample_rate(data_dir, p.features.sample_rate)
+        cfg.model = with_backbone_of(cfg.model, pretrained.cfg)
+        check_sample_rate(data_dir, cfg.model.features.sample_rate)
         return cfg
 
     def init_from(self, pretrained) -> None:

@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from uniwav.config import ConfigError, FinetuneTTSConfig
+from uniwav.config import ConfigError, FinetuneTTSConfig, with_backbone_of
 from uniwav.data.alignments import read_alignments, row_symbols
 from uniwav.data.frontend import WORD
 from uniwav.data.manifests import check_sample_rate, load_cuts
@@ -52,8 +52,7 @@ class TTSTask(TrainingTask):
         alignments = read_alignments(alignments_dir, "train")
         cfg.init, cfg.alignments = str(init or "none"), str(alignments_dir)
         if pretrained is not None:
-            p = pretrained.cfg
-            cfg.model.features, cfg.model.encoder, cfg.model.decoder = p.features, p.encoder, p.decoder
+            cfg.model = with_backbone_of(cfg.model, pretrained.cfg)
         else:
             cfg.model.features = ensure_stats(data_dir, cfg.model.features)
         check_sample_rate(data_dir, cfg.model.features.sample_rate)
