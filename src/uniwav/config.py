@@ -289,7 +289,7 @@ class TrainerConfig:
 @dataclass
 class TaskConfig:
     """What every training task has: optimiser, data, trainer and seed. Subclasses add ``model``
-    (validated here) and their own fields, and put task-specific checks in ``check``."""
+    (validated here) and their own fields, whose checks extend ``validate``."""
 
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -303,10 +303,6 @@ class TaskConfig:
         self.optim.validate()
         self.data.validate()
         self.trainer.validate()
-        self.check()
-
-    def check(self) -> None:
-        pass
 
 
 @dataclass
@@ -358,7 +354,8 @@ class FinetuneASRConfig(TaskConfig):
     encoder_lr_scale: float = 3.0
     val_every: int = 250
 
-    def check(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         if self.init_from not in ("student", "teacher"):
             raise ConfigError(f"init_from must be 'student' or 'teacher', got {self.init_from!r}")
 
@@ -464,7 +461,8 @@ class FinetuneTTSConfig(TaskConfig):
     cond_drop_prob: float = 0.2  # text and audio context dropped together (classifier-free guidance)
     prompt_text_drop_prob: float = 0.5  # the context frames' text dropped (prompts without a transcript)
 
-    def check(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         if not 0 < self.mask_min <= self.mask_max <= 1:
             raise ConfigError("need 0 < mask_min <= mask_max <= 1")
 
@@ -529,10 +527,12 @@ def preset_model(preset: str) -> ModelConfig:
     return load_config(PretrainConfig, preset).model
 
 
-def load_config(cls: type[T], preset: Optional[str] = None, overrides: Optional[list[str]] = None, base: Optional[dict] = None) -> T:
+def load_config(cls: type[T], preset: Optional[str] = None, overrides: Optional[list[str]] = None, base: Optional[dict] = None,
+                validate: bool = True) -> T:
     """Resolve a config: dataclass defaults <- ``base`` dict <- preset/YAML <- ``key=value`` overrides.
 
-    Raises ConfigError naming the bad key (with a suggestion) or value.
+    Raises ConfigError naming the bad key (with a suggestion) or value. ``validate=False`` leaves the checks
+    of the values to the caller (a training run validates once, after completing the config from its data).
     """
     schema = OmegaConf.structured(cls)
     cfg = schema
@@ -554,7 +554,7 @@ def load_config(cls: type[T], preset: Optional[str] = None, overrides: Optional[
         except yaml.YAMLError as e:
             raise ConfigError(f"override {item!r}: its value is not valid YAML ({getattr(e, 'problem', None) or e})") from None
     obj = OmegaConf.to_object(cfg)
-    if hasattr(obj, "validate"):
+    if validate and hasattr(obj, "validate"):
         obj.validate()
     return obj
 
@@ -564,8 +564,8 @@ def to_dict(cfg) -> dict:
     return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
 
 
-def from_dict(cls: type[T], data: dict) -> T:
-    return load_config(cls, base=data)
+def from_dict(cls: type[T], data: dict, validate: bool = True) -> T:
+    return load_config(cls, base=data, validate=validate)
 
 
 def save_yaml(cfg, path) -> None:

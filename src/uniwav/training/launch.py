@@ -312,9 +312,10 @@ def launch(task_cls, data_dir, run_dir, preset: Optional[str] = None, overrides:
 
             def build():
                 saved = run_dir / "config.yaml"
-                cfg = load_config(task_cls.config_class, preset or (str(saved) if saved.is_file() else task_cls.default_preset), overrides)
+                cfg = load_config(task_cls.config_class, preset or (str(saved) if saved.is_file() else task_cls.default_preset), overrides,
+                                  validate=False)
                 cfg = task_cls.complete_config(cfg, data_dir, pretrained, init, **options)
-                cfg.validate()
+                cfg.validate()  # once, on the completed config
                 return cfg
 
             cfg, resuming = resolve_run_config(run_dir, task_cls.config_class, build)

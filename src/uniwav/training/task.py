@@ -35,7 +35,7 @@ class TrainingTask(L.LightningModule):
     def __init__(self, config: dict):
         super().__init__()
         self.save_hyperparameters({"config": config})
-        self.cfg = from_dict(self.config_class, config)
+        self.cfg = from_dict(self.config_class, config, validate=False)  # validated where it was made (launch, or a checkpoint's)
         self.model = self.build_model()
         self.data_dir = None  # set by ``launch``
         self._positions = {}  # batch index -> stream position after that batch (the last few)
