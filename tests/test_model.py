@@ -173,7 +173,9 @@ def test_codebooks_are_persistent_buffers_that_round_trip():
     cfg = small_model_config()
     cfg.clustering.init_from_data = True
     fresh = UniWav(cfg)
-    fresh.load_state_dict(older)
+    from uniwav.models.legacy import upgrade_state_dict
+
+    fresh.load_state_dict(upgrade_state_dict("uniwav", older))  # as from_pretrained and a resume load it
     assert bool(fresh.codebooks.initialized)  # its codebooks are in use: never re-initialised from data
 
 

@@ -23,10 +23,6 @@ from uniwav.models.flow import FlowMatcher
 from uniwav.models.layers import mix_layers
 from uniwav.models.pretrained import PretrainedMixin
 
-# State-dict keys of the backbone's parts in models written before they were grouped under
-# "backbone." (uniwav <= 0.1, main@99a015a); ``upgrade_state_dict`` moves them.
-_BACKBONE_PARTS = ("encoder.", "decoder.", "layer_weights")
-
 
 class Backbone(nn.Module):
     """features: waveform -> normalised log-mel; encoder: log-mel (+ span mask) -> layer outputs;
@@ -98,11 +94,3 @@ class BackboneModel(PretrainedMixin, nn.Module):
         model = cls(with_backbone_of(cfg, pretrained.backbone.cfg))
         model.backbone.load_from(pretrained.backbone)
         return model
-
-    @classmethod
-    def upgrade_state_dict(cls, state: dict, prefix: str = "") -> dict:
-        """Keys of a model written before the backbone had its own module, renamed (others unchanged)."""
-        if any(k.startswith(prefix + "backbone.") for k in state):
-            return state
-        parts = tuple(prefix + p for p in _BACKBONE_PARTS)
-        return {(prefix + "backbone." + k[len(prefix) :] if k.startswith(parts) else k): v for k, v in state.items()}

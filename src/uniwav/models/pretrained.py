@@ -58,11 +58,6 @@ class PretrainedMixin:
     model_type: str = ""
     config_class: type = None
 
-    @classmethod
-    def upgrade_state_dict(cls, state: dict, prefix: str = "") -> dict:
-        """A state dict of an older version of this model with its keys renamed to today's (here: unchanged)."""
-        return state
-
     def save_pretrained(self, out_dir) -> Path:
         from safetensors.torch import save_file
 
@@ -87,7 +82,9 @@ class PretrainedMixin:
         except ConfigError as e:
             raise CheckpointError(f"{path}: not a {cls.model_type!r} model ({e})") from None
         model = cls(cfg)
-        missing, unexpected = model.load_state_dict(cls.upgrade_state_dict(state), strict=False)
+        from uniwav.models import legacy
+
+        missing, unexpected = model.load_state_dict(legacy.upgrade_state_dict(cls.model_type, state), strict=False)
         if missing or unexpected:
             raise CheckpointError(f"{path}: weights do not match the config (missing: {missing[:5]}, unexpected: {unexpected[:5]})")
         return model.eval()

@@ -113,11 +113,6 @@ class OnlineCodebooks(nn.Module):
         self._acc_sums: Optional[torch.Tensor] = None  # plain attributes: never broadcast, never saved
         self._acc_counts: Optional[torch.Tensor] = None
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # checkpoints written before `initialized` existed hold codebooks that are in use
-        state_dict.setdefault(prefix + "initialized", torch.tensor(True))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     @property
     def num_codebooks(self) -> int:
         return self.codewords.shape[0]

@@ -38,9 +38,6 @@ class UniWav(BackboneModel):
 
     model_type = "uniwav"
     config_class = ModelConfig
-    # parameter order before the backbone had its own module (own parameters first, then submodules
-    # in registration order): maps the optimizer state of runs written then onto today's order
-    legacy_module_order = ("layer_weights", "features", "encoder", "teacher", "codebooks", "heads", "decoder")
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()

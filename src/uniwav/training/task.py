@@ -19,6 +19,7 @@ import lightning as L
 import torch
 
 from uniwav.config import ConfigError, from_dict, to_dict
+from uniwav.models import legacy
 from uniwav.data.batches import Blocks, training_loader
 from uniwav.data.manifests import available_splits, cuts_path, load_cuts
 from uniwav.training.schedule import adamw_warmup_cosine
@@ -169,25 +170,8 @@ class TrainingTask(L.LightningModule):
         start); resume a run written by an older version: rename its state-dict keys and put its
         optimizer state in today's parameter order (the state is a list in parameter order)."""
         self._resume_positions = checkpoint.get("data_positions")
-        state = checkpoint["state_dict"]
-        upgraded = self.model_class.upgrade_state_dict(state, "model.")
-        if upgraded is state:
-            return
-        checkpoint["state_dict"] = upgraded
-        order = getattr(self.model_class, "legacy_module_order", None)
-        if order is None or not checkpoint.get("optimizer_states"):
-            return
-        optimizer = self.configure_optimizers()["optimizer"]
-        names = {id(p): n for n, p in self.model.named_parameters()}
-        new = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
-        starts, groups = 0, []
-        for group in optimizer.param_groups:  # legacy order: by the old top-level module, stable within each group
-            block = new[starts: starts + len(group["params"])]
-            groups.append(sorted(block, key=lambda n: order.index(n.removeprefix("backbone.").split(".")[0])))
-            starts += len(block)
-        old_index = {name: i for i, name in enumerate(n for g in groups for n in g)}
-        saved = checkpoint["optimizer_states"][0]
-        saved["state"] = {j: saved["state"][old_index[name]] for j, name in enumerate(new) if old_index[name] in saved["state"]}
+        legacy.upgrade_training_checkpoint(self.model_class.model_type, checkpoint, lambda: self.configure_optimizers()["optimizer"],
+                                           self.model.named_parameters)
 
 
 def resolve_workers(num_workers: int, trainer) -> int:
