@@ -49,7 +49,6 @@ def replaced_folder(out, ours: set[str], what: str):
     rename. ``out`` may be missing, empty, or an earlier output of the same kind (files named in
     ``ours`` only, with a ``config.json``): it is then replaced whole. Anything else is refused before
     anything is written, and a failure leaves no folder behind. ``what`` names the output in messages."""
-    import shutil
 
     out = Path(out).resolve()
     if out.exists() and not out.is_dir():
@@ -60,19 +59,38 @@ def replaced_folder(out, ours: set[str], what: str):
         if present and (foreign or not _is_our_config(out / "config.json")):
             raise FolderInUseError(f"{out} is not empty and is not an earlier {what} (it holds {(foreign or present)[:5]}); "
                                    "nothing was written: choose a new or empty folder")
+    with staged_folder(out) as (staging, swap):
+        yield staging
+        swap()
+
+
+@contextmanager
+def staged_folder(out: Path):
+    """(staging folder beside ``out``, swap): ``swap(keep=())`` puts the staging folder in the place of
+    ``out`` (renames: instant on one disk) and carries the files and empty folders named in ``keep``
+    (relative paths) over from the old ``out``, then deletes the rest of it. Leaving the block without a
+    swap leaves ``out`` as it was and no staging folder behind."""
+    import shutil
+
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
+
+    def swap(keep=()) -> None:
+        if not out.exists():
+            os.rename(staging, out)
+            return
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.rename(out, old)
+        os.rename(staging, out)
+        for f in keep:
+            (out / f).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(old / f, out / f)
+        shutil.rmtree(old, ignore_errors=True)
+
     try:
-        yield staging
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.rename(out, old)
-            os.rename(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(staging, out)
+        yield staging, swap
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -59,6 +59,16 @@ def _spell_numbers(text: str, language: str) -> str:
     return _DIGITS.sub(words, text)
 
 
+def _split_phones(text: str) -> list[str]:
+    """"h ə | k æ t" -> ["h", "ə", WORD, "k", "æ", "t"]: phones separated by spaces, words by "|" (empty words dropped)."""
+    out: list[str] = []
+    for word in text.split("|"):
+        phones = word.split()
+        if phones:
+            out.extend([WORD] * bool(out) + phones)
+    return out
+
+
 @dataclass(frozen=True)
 class TextFrontEnd:
     unit: str = "char"
@@ -85,11 +95,7 @@ class TextFrontEnd:
         from phonemizer.separator import Separator
 
         ipa = _espeak(self.language).phonemize([spoken], separator=Separator(phone=" ", word=" | ", syllable=""), strip=True)[0]
-        out: list[str] = []
-        for word in ipa.split("|"):
-            phones = word.split()
-            if phones:
-                out.extend([WORD] * bool(out) + phones)
+        out = _split_phones(ipa)
         if not out:
             raise FrontEndError(f"{where}: {text!r} gives no phones in {self.language}")
         return tuple(out)
@@ -102,11 +108,7 @@ class TextFrontEnd:
     @staticmethod
     def parse_phonemes(text: str) -> list[str]:
         """A user's phones, exactly: phones separated by spaces, words by ``|`` ("h ə l oʊ | w ɜː l d")."""
-        out: list[str] = []
-        for word in text.split("|"):
-            phones = word.split()
-            if phones:
-                out.extend([WORD] * bool(out) + phones)
+        out = _split_phones(text)
         if not out:
             raise FrontEndError(f"--phonemes {text!r}: no phones (separate phones with spaces and words with |)")
         return out

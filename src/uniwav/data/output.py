@@ -10,18 +10,17 @@ anything is written: a user's own files are never overwritten or deleted.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
 from uniwav.data.manifests import DataError
+from uniwav.utils import staged_folder
 
 REPORT = "prepare_report.json"
 
 
 OWNED = "prepared_files.json"  # the relative paths of every file prepare wrote (so that it removes only those)
-_OWNED_FOLDERS = ("audio", "train/shar")  # prepare's own folders, for folders prepared before OWNED was written
+_OWNED_FOLDERS = ("audio/", "train/shar/")  # prepare's own folders, for folders prepared before OWNED was written
 
 
 def _derived(f: str) -> bool:
@@ -50,13 +49,14 @@ def _files(folder: Path) -> set[str]:
 
 
 def _foreign_files(out: Path, staged: set[str]) -> list[str]:
-    """Files in the earlier prepared folder ``out`` that prepare did not write (the user's)."""
+    """Files (and empty folders) in the earlier prepared folder ``out`` that prepare did not write: the user's."""
     try:
         owned = set(json.loads((out / OWNED).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):  # prepared by an older version: its layout stands in for the list
-        owned = staged | {f for f in _files(out) if f.startswith(tuple(d + "/" for d in _OWNED_FOLDERS))}
+        owned = staged | {f for f in _files(out) if f.startswith(_OWNED_FOLDERS)}
     owned |= {OWNED, REPORT}
-    return sorted(f for f in _files(out) if f not in owned and not _derived(f))
+    empty = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_dir() and not any(p.iterdir())}
+    return sorted({f for f in _files(out) if f not in owned and not _derived(f)} | {d for d in empty if not (d + "/").startswith(_OWNED_FOLDERS)})
 
 
 @contextmanager
@@ -73,31 +73,13 @@ def prepared_folder(out_dir, source: str):
             what = "not a folder `uniwav prepare` wrote" if earlier is None else f"prepared from {earlier}, not {source}"
             raise DataError(f"{out} is not empty and is {what}; nothing was written. Choose a new or empty --out "
                             "(a prepare of the same input into its own folder rebuilds it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    with staged_folder(out) as (staging, swap):
         yield staging
         staged = _files(staging)
         (staging / OWNED).write_text(json.dumps(sorted(staged | {OWNED}), indent=0), encoding="utf-8")
-        if not out.exists():
-            os.rename(staging, out)
-            return
-        foreign = _foreign_files(out, staged)
+        foreign = _foreign_files(out, staged) if out.exists() else []
         clash = [f for f in foreign if f in staged or any(f.startswith(s + "/") for s in staged)]
         if clash:
             raise DataError(f"{out}: your files {clash[:5]} are where prepare writes its own; move them and run again "
                             "(nothing was changed)")
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.rename(out, old)
-        os.rename(staging, out)
-        for f in foreign:  # the user's files move into the new folder at the same place (a rename: instant, same disk)
-            (out / f).parent.mkdir(parents=True, exist_ok=True)
-            os.rename(old / f, out / f)
-        for d in old.rglob("*"):  # and the user's empty folders
-            if d.is_dir() and not any(d.iterdir()) and not (out / d.relative_to(old)).exists():
-                (out / d.relative_to(old)).mkdir(parents=True)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        swap(keep=foreign)  # the user's files (and empty folders) move into the new folder at the same place
