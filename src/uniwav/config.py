@@ -108,7 +108,8 @@ class TransformerConfig:
 
 @dataclass
 class EncoderConfig(TransformerConfig):
-    pos_conv_kernel: int = 127
+    pos_conv_kernel: int = 127  # with pos_conv_depth > 1: the receptive field, each layer max(3, kernel // depth) wide (data2vec)
+    pos_conv_depth: int = 1  # 1: wav2vec 2.0's one weight-normed convolution; DinoSR base: 5 convolutions with LayerNorm + GELU
     attention_dropout: float = 0.1
     layer_drop: float = 0.0
     norm_first: bool = True  # pre-LN blocks; False = post-LN (wav2vec 2.0 / HuBERT / DinoSR base)
@@ -117,8 +118,8 @@ class EncoderConfig(TransformerConfig):
 
     def validate(self) -> None:
         self.check_shape("encoder")
-        if self.layers < 1 or self.mask_span < 1:
-            raise ConfigError("encoder.layers and encoder.mask_span must be at least 1")
+        if self.layers < 1 or self.mask_span < 1 or self.pos_conv_depth < 1:
+            raise ConfigError("encoder.layers, encoder.mask_span and encoder.pos_conv_depth must be at least 1")
 
 
 @dataclass
@@ -132,6 +133,10 @@ class ClusteringConfig:
     teacher_decay_start: float = 0.999
     teacher_decay_end: float = 0.9999
     teacher_anneal_steps: int = 30000
+    # DinoSR: the teacher stops at update 200k (and the front end it shares with the student is frozen with it); -1: never
+    freeze_teacher_step: int = -1
+    # DinoSR (ema_layers_only): the teacher averages only the Transformer blocks and uses the student's positional convolution
+    teacher_shares_pos_conv: bool = False
 
     def validate(self, encoder_layers: int) -> None:
         if not 1 <= self.top_layers <= encoder_layers:
@@ -226,7 +231,12 @@ class ModelConfig(BackboneConfig):
 class OptimConfig:
     lr: float = 5e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    weight_decay: float = 0.01
+    eps: float = 1e-8
+    weight_decay: float = 0.01  # decoupled (AdamW; fairseq's Adam decays the same way)
+    # "cosine": linear warm-up over warmup_steps, cosine decay to final_lr_ratio; "tri_stage" (fairseq, DinoSR): warm-up from
+    # 1% of lr, hold, exponential decay to 1% of lr, over the fractions tri_stage_ratios of total_steps
+    schedule: str = "cosine"
+    tri_stage_ratios: list[float] = field(default_factory=lambda: [0.03, 0.47, 0.50])
     warmup_steps: int = 32000
     total_steps: int = 400000  # length of the schedule; --max-steps only stops early
     final_lr_ratio: float = 0.0
@@ -237,6 +247,10 @@ class OptimConfig:
             raise ConfigError(f"optim.lr={self.lr} must be positive")
         if not 0 <= self.warmup_steps < self.total_steps:
             raise ConfigError("optim.warmup_steps must be >= 0 and smaller than optim.total_steps")
+        if self.schedule not in ("cosine", "tri_stage"):
+            raise ConfigError(f"optim.schedule={self.schedule!r}: choose 'cosine' or 'tri_stage'")
+        if len(self.tri_stage_ratios) != 3 or min(self.tri_stage_ratios) < 0 or abs(sum(self.tri_stage_ratios) - 1) > 1e-6:
+            raise ConfigError(f"optim.tri_stage_ratios={self.tri_stage_ratios}: three fractions (warm-up, hold, decay) that add up to 1")
 
 
 @dataclass

@@ -46,7 +46,7 @@ class ContextNetwork(nn.Module):
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
-        self.pos_conv = ConvPositionalEmbedding(cfg.dim, cfg.pos_conv_kernel, cfg.pos_conv_groups)
+        self.pos_conv = ConvPositionalEmbedding(cfg.dim, cfg.pos_conv_kernel, cfg.pos_conv_groups, cfg.pos_conv_depth)
         self.pos_norm = nn.LayerNorm(cfg.dim)
         self.blocks = nn.ModuleList(
             TransformerBlock(cfg.dim, cfg.heads, cfg.ffn_dim, cfg.dropout, cfg.attention_dropout, cfg.norm_first)

@@ -40,20 +40,35 @@ def lengths_to_padding_mask(lengths: torch.Tensor, max_len: Optional[int] = None
 
 
 class ConvPositionalEmbedding(nn.Module):
-    """wav2vec 2.0's relative position embedding: a grouped convolution over time, added to x.
-    Padded frames are zeroed first, so valid frames never see padding."""
+    """wav2vec 2.0's relative position embedding: a grouped convolution over time, added to x; with
+    ``depth`` > 1, data2vec's (DinoSR's): ``depth`` convolutions ``max(3, kernel // depth)`` wide, each
+    followed by a LayerNorm without weights and GELU. Padded frames are zeroed first, so valid frames
+    never see padding."""
 
-    def __init__(self, dim: int, kernel: int, groups: int):
+    def __init__(self, dim: int, kernel: int, groups: int, depth: int = 1):
         super().__init__()
-        self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=groups)
-        nn.init.normal_(self.conv.weight, mean=0.0, std=math.sqrt(4.0 / (kernel * dim)))
-        nn.init.zeros_(self.conv.bias)
-        self.conv = nn.utils.parametrizations.weight_norm(self.conv, name="weight", dim=2)
+        self.depth = depth
+        if depth == 1:
+            conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=groups)
+            nn.init.normal_(conv.weight, mean=0.0, std=math.sqrt(4.0 / (kernel * dim)))
+            nn.init.zeros_(conv.bias)
+            self.conv = nn.utils.parametrizations.weight_norm(conv, name="weight", dim=2)
+        else:
+            width = max(3, kernel // depth) | 1  # odd: centred
+            self.convs = nn.ModuleList(nn.Conv1d(dim, dim, width, padding=width // 2, groups=groups) for _ in range(depth))
+            self.norms = nn.ModuleList(nn.LayerNorm(dim, elementwise_affine=False) for _ in range(depth))
 
     def forward(self, x: torch.Tensor, padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
         if padding_mask is not None:
             x = x.masked_fill(padding_mask[..., None], 0.0)
-        return x + F.gelu(self.conv(x.transpose(1, 2)).transpose(1, 2))
+        if self.depth == 1:
+            return x + F.gelu(self.conv(x.transpose(1, 2)).transpose(1, 2))
+        y = x
+        for conv, norm in zip(self.convs, self.norms):
+            y = F.gelu(norm(conv(y.transpose(1, 2)).transpose(1, 2)))
+            if padding_mask is not None:  # each layer sees only valid frames
+                y = y.masked_fill(padding_mask[..., None], 0.0)
+        return x + y
 
 
 class SelfAttention(nn.Module):

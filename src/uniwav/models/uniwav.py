@@ -48,6 +48,7 @@ class UniWav(BackboneModel):
         self.teacher = copy.deepcopy(self.backbone.encoder.context).requires_grad_(False)
         self.codebooks = OnlineCodebooks(c.top_layers, c.codebook_size, e.dim, c.codebook_decay, c.init_from_data)
         self.heads = nn.Linear(e.dim, c.top_layers * c.codebook_size)  # the K student heads, in one matmul
+        self._frozen_front: Optional[dict] = None  # the shared front end's weights once the teacher is frozen
 
     # ------------------------------------------------------------------ pieces
 
@@ -99,14 +100,26 @@ class UniWav(BackboneModel):
         return PretrainOutput(loss, enc_loss.detach(), dec_loss.detach(), accuracy.detach(), perplexity(idx, V), idx, mask)
 
     def teacher_decay(self, step: int) -> float:
+        """The teacher's EMA decay after ``step`` updates: annealed, and 1 (a frozen teacher) from ``freeze_teacher_step`` on."""
         c = self.cfg.clustering
+        if 0 <= c.freeze_teacher_step <= step:
+            return 1.0
         return annealed_decay(step, c.teacher_decay_start, c.teacher_decay_end, c.teacher_anneal_steps)
 
     @torch.no_grad()
     def after_optimizer_step(self, step: int) -> float:
-        """EMA teacher update (decay for ``step`` updates done) and codebook update. Returns the decay."""
+        """EMA teacher update (decay for ``step`` updates done) and codebook update. Returns the decay.
+        Once the teacher is frozen, so is the front end it shares with the student (DinoSR): its weights
+        are put back after every update, so the teacher's input stays what it was trained on."""
         decay = self.teacher_decay(step)
-        ema_update(self.teacher, self.backbone.encoder.context, decay)
+        if decay < 1.0:
+            ema_update(self.teacher, self.backbone.encoder.context, decay,
+                       ("pos_conv.",) if self.cfg.clustering.teacher_shares_pos_conv else ())
+        else:
+            front = self.backbone.encoder.input_proj
+            if self._frozen_front is None:
+                self._frozen_front = {k: v.detach().clone() for k, v in front.state_dict().items()}
+            front.load_state_dict(self._frozen_front)
         self.codebooks.update()
         return decay
 
