@@ -3,7 +3,7 @@
 # Usage: bash install.sh [--dev]
 #   - where: the project's own virtual environment .venv (created here; nothing installed elsewhere
 #     matters), or the interpreter in $PYTHON if you bring one (a conda env or venv with your CUDA torch)
-#   - Debian/Ubuntu packages: espeak-ng + fortunes-min (the demo corpus); --dev adds chromium (the web
+#   - Debian/Ubuntu packages: espeak-ng + fortunes-min + fortunes-de (the demo corpus); --dev adds chromium (the web
 #     page's browser test); python3-venv if this Python cannot make a virtual environment
 #   - torch: kept if the environment has one; else the CPU build torch==2.13.0
 #   - uniwav itself, editable, with the eval extra (independent scorers); --dev: every extra
@@ -41,8 +41,9 @@ apt_install() {  # apt_install WHY PACKAGE...
   fi
 }
 
-if ! command -v espeak-ng >/dev/null 2>&1 || ! ls /usr/share/games/fortunes/fortunes >/dev/null 2>&1; then
-  apt_install "the demo corpus" espeak-ng fortunes-min || { command -v apt-get >/dev/null 2>&1 && exit 1; }
+if ! command -v espeak-ng >/dev/null 2>&1 || ! ls /usr/share/games/fortunes/fortunes /usr/share/games/fortunes/de >/dev/null 2>&1; then
+  apt_install "the demo corpus (English, and German with --language de)" espeak-ng fortunes-min fortunes-de \
+    || { command -v apt-get >/dev/null 2>&1 && exit 1; }
 fi
 if ! command -v cc >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1; then  # pesq and webrtcvad ship no wheels
   apt_install "pesq and webrtcvad, which build from source" build-essential python3-dev || exit 1

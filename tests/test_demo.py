@@ -109,3 +109,19 @@ def check_report_files(path, min_audio):
     Parser().feed(path.read_text())
     assert all((path.parent / ref).is_file() for ref in refs)
     assert sum(ref.endswith(".wav") for ref in refs) >= min_audio and sum(ref.endswith(".png") for ref in refs) >= 1
+
+
+def test_demo_smoke_in_german_runs_every_stage_judged_by_our_recogniser(tmp_path):
+    if shutil.which("espeak-ng") is None or not any(Path("/usr/share/games/fortunes/de").glob("*")):
+        pytest.skip("espeak-ng or fortunes-de is not installed (install.sh installs both)")
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--language", "de", "--corpus-minutes", "1.5", "--label-minutes", "0.5", "--max-steps", "2",
+                 "--eval-utterances", "2"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"asr-pretrained", "asr-phone", "tts", "report"} <= set(metrics) and json.loads((out / "data" / "prepare_report.json").read_text())[
+        "language"] == "de"
+    row = metrics["tts"]["tts-pretrained"]["rows"][metrics["tts"]["tts-pretrained"]["system"]]
+    assert "asr_cer" in row and "whisper_cer" not in row  # Whisper tiny.en is English-only
+    from uniwav.models.tts import TTSModel
+
+    assert (TTSModel.from_pretrained(out / "tts-pretrained").cfg.unit, TTSModel.from_pretrained(out / "tts-pretrained").cfg.language) == ("phone", "de")

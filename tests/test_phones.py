@@ -4,6 +4,7 @@ from phones (letters stay the default and older letter models still load: test_l
 import gzip
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -84,3 +85,26 @@ def test_phone_recogniser_aligns_and_phone_tts_speaks_text_and_phonemes(demo_dat
     capsys.readouterr()
     assert main(["tts", "--model", str(tts), "--prompt", str(tmp_path / "prompt.wav"), "--phonemes", "q̃ | x", "-o", str(out)]) == 2
     assert "are not in the TTS vocabulary" in capsys.readouterr().err
+
+
+def test_another_language_keeps_its_letters_and_spells_numbers_in_it():
+    from uniwav.data.text import normalize_text, unspoken_characters
+
+    assert normalize_text("Über 42 Straßen, ja?", "de") == "über zweiundvierzig straßen ja"
+    assert normalize_text("Über 42 Straßen") == "uber forty two stra en"  # English letters, as before
+    assert unspoken_characters("Straße 5", "de") == [] and unspoken_characters("Straße") == ["ß"]
+    de = TextFrontEnd("phone", "de")
+    tokens = de.tokens("Über zwei Straßen")
+    assert tokens[0] == "yː" and "ʃ" in tokens and tokens.count(WORD) == 2  # German phones: ü, sch
+
+
+def test_german_demo_corpus_is_german(tmp_path):
+    from uniwav.data.manifests import load_cuts
+    from uniwav.data.prepare_demo import prepare_demo
+
+    if not any(Path("/usr/share/games/fortunes/de").glob("*.u8")):
+        pytest.skip("fortunes-de is not installed (apt-get install fortunes-de; install.sh installs it)")
+    report = prepare_demo(tmp_path / "de", minutes=0.6, num_speakers=4, test_speakers=1, dev_speakers=1, progress=False, language="de")
+    assert report.language == "de" and "language=de" in report.source
+    texts = " ".join(s.text for c in load_cuts(tmp_path / "de", "train") for s in c.supervisions)
+    assert set(texts) & set("äöüß") and set(texts) <= set("abcdefghijklmnopqrstuvwxyzäöüß' ")  # German letters, kept

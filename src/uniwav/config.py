@@ -286,6 +286,7 @@ class TrainerConfig:
     # generated, transcribed by this CTC model (and Whisper when installed) and scored (training/monitor.py)
     monitor_asr: str = ""
     monitor_utterances: int = 4
+    monitor_whisper: bool = True  # Whisper tiny.en (when installed) transcribes them too: English speech only
 
     def validate(self) -> None:
         for name in ("accumulate_grad_batches", "log_every", "sample_every", "checkpoint_every", "num_nodes"):

@@ -16,10 +16,14 @@ def add_arguments(p):
     f.add_argument("--dev-speakers", help="comma-separated speaker folders for the dev split (default: ~5%% of speakers)")
     f.add_argument("--splits", help="TSV of utt_id<TAB>train|dev|test fixing every utterance's split")
     f.add_argument("--seed", type=seed, default=0, help="seed of the default speaker split")
+    f.add_argument("--language", default="en", help="language of the transcripts: en (letters a-z) or another, whose own letters "
+                   "are kept and numbers spelled out in it (e.g. de, es)")
     d = sub.add_parser("demo", help="the built-in demo corpus, synthesised offline with espeak-ng")
     d.add_argument("--minutes", type=float, default=45.0, help="minutes of speech to synthesise")
     d.add_argument("--seed", type=seed, default=0, help="seed of the voices, sentences and split")
     d.add_argument("--speakers", type=int, default=48, help="number of voices")
+    d.add_argument("--language", default="en", help="en, or de / es / it (needs that language's fortunes package, "
+                   "e.g. apt-get install fortunes-de)")
     for name, helptext in (("librispeech", "a local LibriSpeech copy (lhotse recipe)"), ("librilight", "a local LibriLight copy (lhotse recipe)")):
         c = sub.add_parser(name, help=helptext)
         c.add_argument("--corpus-dir", required=True, help="the local copy of the corpus (nothing is downloaded)")
@@ -45,12 +49,12 @@ def run(args):
         from uniwav.data.prepare_folder import prepare_folder
 
         report = prepare_folder(args.audio_dir, args.out, args.sample_rate, _split_list(args.test_speakers), _split_list(args.dev_speakers),
-                                args.splits, seed=args.seed, num_workers=args.jobs)
+                                args.splits, seed=args.seed, num_workers=args.jobs, language=args.language)
     elif args.source == "demo":
         from uniwav.data.prepare_demo import prepare_demo
 
         report = prepare_demo(args.out, minutes=args.minutes, seed=args.seed, num_speakers=args.speakers,
-                              sample_rate=args.sample_rate, num_workers=args.jobs)
+                              sample_rate=args.sample_rate, num_workers=args.jobs, language=args.language)
     elif args.source == "librispeech":
         from uniwav.data.prepare_corpora import prepare_librispeech_dir
 

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from dataclasses import dataclass
 
-from uniwav.data.text import VocabularyError, normalize_text, spell_out
+from uniwav.data.text import VocabularyError, is_english, normalize_text, spell_numbers, spell_out
 
 UNITS = ("char", "phone")
 WORD = " "
-_DIGITS = re.compile(r"\d+(?:[.,]\d+)?")
 
 
 class FrontEndError(VocabularyError):
@@ -41,22 +39,6 @@ def _espeak(language: str):
         return EspeakBackend(language, preserve_punctuation=False, with_stress=False, language_switch="remove-flags", logger=logger)
     except RuntimeError as e:  # phonemizer: 'language "xx" is not supported by the espeak backend', or espeak-ng missing
         raise FrontEndError(f"{e}; `espeak-ng --voices` lists the languages it speaks (e.g. en-us, de, es, fr-fr)") from None
-
-
-def _spell_numbers(text: str, language: str) -> str:
-    """Digits as words in ``language`` where num2words knows it (else espeak-ng reads them)."""
-    from num2words import num2words
-
-    lang = language.split("-")[0]
-
-    def words(match: re.Match) -> str:
-        try:
-            number = match.group(0).replace(",", ".")
-            return f" {num2words(float(number) if '.' in number else int(number), lang=lang)} "
-        except (NotImplementedError, OverflowError, ValueError):
-            return match.group(0)
-
-    return _DIGITS.sub(words, text)
 
 
 def _split_phones(text: str) -> list[str]:
@@ -91,7 +73,7 @@ class TextFrontEnd:
 
     @functools.lru_cache(maxsize=65536)  # noqa: B019 (a front end lives as long as its model; transcripts repeat every epoch)
     def _phones(self, text: str, where: str) -> tuple[str, ...]:
-        spoken = spell_out(text) if self.language.split("-")[0] == "en" else _spell_numbers(text, self.language)
+        spoken = spell_out(text) if is_english(self.language) else spell_numbers(text, self.language)
         from phonemizer.separator import Separator
 
         ipa = _espeak(self.language).phonemize([spoken], separator=Separator(phone=" ", word=" | ", syllable=""), strip=True)[0]

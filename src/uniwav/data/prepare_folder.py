@@ -20,7 +20,7 @@ from tqdm import tqdm
 from uniwav.data.audio import AUDIO_SUFFIXES, AudioError, read_audio, write_audio
 from uniwav.data.manifests import SPLITS, DataError, write_split
 from uniwav.data.output import REPORT, prepared_folder
-from uniwav.data.text import normalize_text, unspoken_characters
+from uniwav.data.text import is_english, normalize_text, unspoken_characters
 from uniwav.utils import atomic_write_text, stable_seed
 
 IGNORED_SUFFIXES = {".txt", ".tsv", ".lab", ".json", ".md"}
@@ -38,6 +38,7 @@ class Utterance:
 @dataclass
 class PrepareReport:
     source: str = ""  # the input (a later prepare of the same input may rebuild the folder)
+    language: str = "en"  # how the transcripts were normalised (data/text.py)
     splits: dict = field(default_factory=dict)  # split -> {"utterances", "hours", "speakers"}
     problems: list = field(default_factory=list)  # [path, reason]: skipped files
     converted: list = field(default_factory=list)  # [path, what was done]
@@ -64,7 +65,7 @@ def _read_utf8(path: Path) -> str:
         raise DataError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 4]!r}); save it as UTF-8") from None
 
 
-def _read_transcripts(audio_dir: Path, utts: list[Utterance], report: PrepareReport) -> None:
+def _read_transcripts(audio_dir: Path, utts: list[Utterance], report: PrepareReport, language: str = "en") -> None:
     tsv = audio_dir / "transcripts.tsv"
     table = {}
     if tsv.is_file():
@@ -87,10 +88,11 @@ def _read_transcripts(audio_dir: Path, utts: list[Utterance], report: PrepareRep
             except DataError as e:
                 u.broken = str(e)
                 continue
-        text = normalize_text(raw)
-        dropped = unspoken_characters(raw)
+        text = normalize_text(raw, language)
+        dropped = unspoken_characters(raw, language)
         if dropped:
-            report.warnings.append([where, f"characters {''.join(dropped)!r} cannot be written with a-z and were left out of the "
+            alphabet = "a-z" if is_english(language) else f"the letters of {language}"
+            report.warnings.append([where, f"characters {''.join(dropped)!r} cannot be written with {alphabet} and were left out of the "
                                            "transcript; write them as words if they are spoken"])
         if not text:
             report.warnings.append([where, "empty transcript (utterance kept without text)"])
@@ -172,25 +174,27 @@ def _check_one(args):
 
 
 def prepare_folder(audio_dir, out_dir, sample_rate: int = 16000, test_speakers: Optional[list] = None, dev_speakers: Optional[list] = None,
-                   splits_file=None, seed: int = 0, min_seconds: float = 0.1, num_workers: int = 2, progress: bool = True) -> PrepareReport:
+                   splits_file=None, seed: int = 0, min_seconds: float = 0.1, num_workers: int = 2, progress: bool = True,
+                   language: str = "en") -> PrepareReport:
     """Scan, check, convert and split a speaker-folder corpus; write manifests to ``out_dir``, which
-    appears only when everything is written (``data.output.prepared_folder``)."""
+    appears only when everything is written (``data.output.prepared_folder``). ``language``: how the
+    transcripts are normalised (English letters, or the language's own)."""
     audio_dir = Path(audio_dir).resolve()
     with prepared_folder(out_dir, str(audio_dir)) as staging:
         return prepare_into(audio_dir, staging, Path(out_dir).resolve(), sample_rate, test_speakers, dev_speakers, splits_file, seed,
-                            min_seconds, num_workers, progress)
+                            min_seconds, num_workers, progress, language)
 
 
 def prepare_into(audio_dir: Path, staging: Path, final: Path, sample_rate: int = 16000, test_speakers: Optional[list] = None,
                  dev_speakers: Optional[list] = None, splits_file=None, seed: int = 0, min_seconds: float = 0.1, num_workers: int = 2,
-                 progress: bool = True) -> PrepareReport:
+                 progress: bool = True, language: str = "en") -> PrepareReport:
     """``prepare_folder``'s work, written into ``staging``; paths in the manifests point where
     ``staging`` will be (``final``). Corpora without a train split (evaluation only) are fine."""
     if sample_rate <= 0:
         raise DataError(f"--sample-rate must be positive, got {sample_rate}")
-    report = PrepareReport(source=str(audio_dir))
+    report = PrepareReport(source=str(audio_dir), language=language)
     utts = _scan(audio_dir, report)
-    _read_transcripts(audio_dir, utts, report)
+    _read_transcripts(audio_dir, utts, report, language)
     if splits_file is not None:
         split_of_utt = _read_splits_file(Path(splits_file), utts)
     else:

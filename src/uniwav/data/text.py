@@ -1,4 +1,8 @@
-"""Transcript normalisation shared by corpus preparation, ASR and TTS."""
+"""Transcript normalisation shared by corpus preparation, ASR and TTS.
+
+English (the default, ``language="en"``/``"en-us"``...): lower-case a-z, apostrophes and spaces, accents
+stripped, numbers and symbols spelled out. Any other language: lower-case, every letter of its alphabet
+kept as written (ä, ß, ñ, ç...), numbers spelled out in the language where num2words knows it."""
 
 from __future__ import annotations
 
@@ -46,11 +50,42 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
 
 
-def normalize_text(text: str) -> str:
+def is_english(language: str) -> bool:
+    return language.lower().split("-")[0].split("_")[0] == "en"
+
+
+_DIGITS = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def spell_numbers(text: str, language: str) -> str:
+    """Digits as words in ``language`` where num2words knows it (else left as they are)."""
+    from num2words import num2words
+
+    lang = language.lower().split("-")[0].split("_")[0]
+
+    def words(match: re.Match) -> str:
+        try:
+            number = match.group(0).replace(",", ".")
+            return f" {num2words(float(number) if '.' in number else int(number), lang=lang)} "
+        except (NotImplementedError, OverflowError, ValueError):
+            return match.group(0)
+
+    return _DIGITS.sub(words, text)
+
+
+def _normalize_other(text: str, language: str) -> str:
+    text = spell_numbers(unicodedata.normalize("NFC", text).lower(), language).replace("-", " ")
+    text = "".join(ch if ch.isalpha() or ch in "' " else " " for ch in text)
+    return " ".join(w.strip("'") for w in text.split() if w.strip("'"))
+
+
+def normalize_text(text: str, language: str = "en") -> str:
     """Lower-case, strip accents, spell out numbers and word-like symbols (English, num2words), keep
     letters a-z, apostrophes and single spaces. Punctuation is dropped; so is anything else that
     cannot be written with those letters (``unspoken_characters`` names it, so that nobody loses
-    words without being told)."""
+    words without being told). Another ``language``: its own letters are kept (module docstring)."""
+    if not is_english(language):
+        return _normalize_other(text, language)
     text = spell_out(_fold(text))
     text = text.replace("-", " ")
     text = _KEEP.sub(" ", text)
@@ -58,9 +93,12 @@ def normalize_text(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def unspoken_characters(text: str) -> list[str]:
+def unspoken_characters(text: str, language: str = "en") -> list[str]:
     """Characters of ``text`` that ``normalize_text`` drops although they carry words (letters of
     other alphabets, digits it could not read, symbols), as opposed to punctuation and spaces."""
+    if not is_english(language):
+        spelled = spell_numbers(unicodedata.normalize("NFC", text), language)
+        return sorted({ch for ch in spelled if not (ch.isalpha() or ch in "' -" or unicodedata.category(ch)[0] in ("P", "Z", "C"))})
     dropped = set()
     for ch in spell_out(_fold(text)):
         if ch in "' " or "a" <= ch <= "z" or unicodedata.category(ch)[0] in ("P", "Z", "C"):

@@ -37,6 +37,7 @@ class DemoOptions:
     label_minutes: float = 10.0
     eval_utterances: int = 30
     max_steps: Optional[int] = None  # caps every training stage (smoke runs)
+    language: str = "en"  # of the corpus: en, or another with a Debian fortunes package (prepare_demo.LANGUAGES)
 
 
 @dataclass
@@ -74,6 +75,29 @@ class Demo:
         cap = self.options.budget_minutes
         return {"max_steps": self.updates(stage), "max_minutes": STAGE_BY_NAME[stage].share * cap if cap else None}
 
+    @property
+    def english(self) -> bool:
+        from uniwav.data.text import is_english
+
+        return is_english(self.options.language)
+
+    @property
+    def phone_language(self) -> str:
+        """espeak-ng's name of the corpus language."""
+        from uniwav.data.prepare_demo import LANGUAGES
+
+        return "en-us" if self.english else LANGUAGES[self.options.language][1]
+
+    def whisper(self) -> Optional[str]:
+        """Whisper tiny.en judges English speech only; another language is judged by our recogniser alone."""
+        from uniwav.evaluation.scorers import resolve_whisper
+
+        return resolve_whisper("auto") if self.english else None
+
+    def monitor(self) -> list[str]:
+        """Overrides of the generation stages' learning-curve monitors."""
+        return [f"trainer.monitor_asr={self.out / self.best_asr()}"] + ([] if self.english else ["trainer.monitor_whisper=false"])
+
     def best_asr(self) -> str:
         return min(("asr-pretrained", "asr-scratch"), key=lambda n: self.metrics[n]["test_cer"])
 
@@ -108,7 +132,7 @@ def corpus(d: Demo) -> dict:
     from uniwav.data.prepare_demo import prepare_demo
     from uniwav.data.stats import ensure_stats
 
-    report = prepare_demo(d.data, minutes=d.options.corpus_minutes)
+    report = prepare_demo(d.data, minutes=d.options.corpus_minutes, language=d.options.language)
     print(report.summary())
     ensure_stats(d.data, FeatureConfig())
     return report.splits
@@ -134,7 +158,8 @@ def asr(name: str, init: Callable[[Demo], str], unit: str = "char") -> Callable[
         from uniwav.models.ctc import CTCModel
         from uniwav.training.finetune_asr import finetune_asr
 
-        finetune_asr(d.data, d.out / name, init(d), None, [f"model.unit={unit}"], label_minutes=d.options.label_minutes, **d.training(name))
+        finetune_asr(d.data, d.out / name, init(d), None, [f"model.unit={unit}", f"model.language={d.phone_language}"],
+                     label_minutes=d.options.label_minutes, **d.training(name))
         result = evaluate_asr(CTCModel.from_pretrained(d.out / name), load_cuts(d.data, "test"))
         print(f"{name}: test CER {result['cer']:.3f}  WER {result['wer']:.3f}")
         return {"test_cer": result["cer"], "test_wer": result["wer"], "n": result["n"], "result": d.write_json(f"{name}.test.json", result)}
@@ -194,16 +219,14 @@ def analyze(d: Demo) -> dict:
 def tokenizer(d: Demo) -> None:
     from uniwav.training.finetune_tokenizer import finetune_tokenizer
 
-    finetune_tokenizer(d.data, d.out / "tokenizer", str(d.out / "export"), "tokenizer_tiny", [f"trainer.monitor_asr={d.out / d.best_asr()}"],
-                       **d.training("tokenizer"))
+    finetune_tokenizer(d.data, d.out / "tokenizer", str(d.out / "export"), "tokenizer_tiny", d.monitor(), **d.training("tokenizer"))
 
 
 def tts(name: str, init: Callable[[Demo], str]) -> Callable[[Demo], None]:
     def stage(d: Demo) -> None:
         from uniwav.training.finetune_tts import finetune_tts
 
-        finetune_tts(d.data, d.out / name, d.out / "align", init(d), "tts_tiny", [f"trainer.monitor_asr={d.out / d.best_asr()}"],
-                     **d.training(name))
+        finetune_tts(d.data, d.out / name, d.out / "align", init(d), "tts_tiny", d.monitor(), **d.training(name))
 
     return stage
 
@@ -211,14 +234,13 @@ def tts(name: str, init: Callable[[Demo], str]) -> Callable[[Demo], None]:
 def evaluate_tokens(d: Demo) -> dict:
     from uniwav.data.manifests import load_cuts
     from uniwav.evaluation.resynth import evaluate_resynth
-    from uniwav.evaluation.scorers import resolve_whisper
     from uniwav.inference.vocoders import Synthesizer
     from uniwav.models.ctc import CTCModel
     from uniwav.models.tokenizer import SpeechTokenizer
 
     tok = SpeechTokenizer.from_pretrained(d.out / "tokenizer")
     result = evaluate_resynth(tok, load_cuts(d.data, "test"), [500, 1000], Synthesizer(tok.cfg.features, None),
-                              asr_model=CTCModel.from_pretrained(d.out / d.best_asr()), whisper_dir=resolve_whisper("auto"),
+                              asr_model=CTCModel.from_pretrained(d.out / d.best_asr()), whisper_dir=d.whisper(),
                               max_utterances=d.options.eval_utterances, unquantized=True)
     samples = d.save_samples("tokens", result.pop("_audio"), sample_rate=tok.cfg.features.sample_rate)
     ids = [u["id"] for u in result["per_utterance"][0]["utterances"]]
@@ -232,7 +254,6 @@ TTS_SYSTEMS = {"tts-pretrained": [{}, {"nfe": 32}, {"guidance": 1.0, "sway": 0.0
 def evaluate_tts(d: Demo) -> dict:
     from uniwav.data.manifests import load_cuts
     from uniwav.evaluation.asr import paired_bootstrap
-    from uniwav.evaluation.scorers import resolve_whisper
     from uniwav.evaluation.tts import evaluate_tts as evaluate
     from uniwav.inference.vocoders import Synthesizer
     from uniwav.models.ctc import CTCModel
@@ -243,7 +264,7 @@ def evaluate_tts(d: Demo) -> dict:
     for name, systems in TTS_SYSTEMS.items():
         model = TTSModel.from_pretrained(d.out / name)
         result = evaluate(model, load_cuts(d.data, "test"), Synthesizer(model.cfg.features, None), systems, asr_model=asr_model,
-                          whisper_dir=resolve_whisper("auto"), max_pairs=d.options.eval_utterances)
+                          whisper_dir=d.whisper(), max_pairs=d.options.eval_utterances)
         samples = d.save_samples(name, result.pop("_audio"), sample_rate=model.cfg.features.sample_rate)
         first = next(iter(result["systems"]))
         compared[name] = result["per_utterance"][first]

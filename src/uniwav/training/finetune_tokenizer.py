@@ -54,7 +54,8 @@ class TokenizerTask(TrainingTask):
     def callbacks(self) -> list:
         t = self.cfg.trainer
         cuts = load_cuts(self.data_dir, self.sample_split())
-        return [TokenizerMonitor(cuts, t.monitor_utterances, t.sample_every, self.cfg.model.features.sample_rate, asr=t.monitor_asr)]
+        return [TokenizerMonitor(cuts, t.monitor_utterances, t.sample_every, self.cfg.model.features.sample_rate, asr=t.monitor_asr,
+                                 whisper="auto" if t.monitor_whisper else None)]
 
     def training_step(self, batch, batch_idx):
         n = random.Random(stable_seed(self.cfg.seed, "quantizers", batch["index"])).randint(1, self.model.quantizer.num_quantizers)

@@ -83,7 +83,8 @@ class TTSTask(TrainingTask):
     def callbacks(self) -> list:
         t = self.cfg.trainer
         cuts = [c for c in load_cuts(self.data_dir, self.sample_split()) if any(s.text for s in c.supervisions)]
-        return [TTSMonitor(cuts, t.monitor_utterances, t.sample_every, self.cfg.model.features.sample_rate, asr=t.monitor_asr)]
+        return [TTSMonitor(cuts, t.monitor_utterances, t.sample_every, self.cfg.model.features.sample_rate, asr=t.monitor_asr,
+                                 whisper="auto" if t.monitor_whisper else None)]
 
     def make_batch(self, ids, frames, T, rng: random.Random):
         c = self.cfg
