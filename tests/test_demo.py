@@ -124,4 +124,5 @@ def test_demo_smoke_in_german_runs_every_stage_judged_by_our_recogniser(tmp_path
     assert "asr_cer" in row and "whisper_cer" not in row  # Whisper tiny.en is English-only
     from uniwav.models.tts import TTSModel
 
-    assert (TTSModel.from_pretrained(out / "tts-pretrained").cfg.unit, TTSModel.from_pretrained(out / "tts-pretrained").cfg.language) == ("phone", "de")
+    tts = TTSModel.from_pretrained(out / "tts-pretrained")
+    assert (tts.cfg.unit, tts.cfg.language) == ("phone", "de")
