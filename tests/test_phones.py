@@ -108,3 +108,11 @@ def test_german_demo_corpus_is_german(tmp_path):
     assert report.language == "de" and "language=de" in report.source
     texts = " ".join(s.text for c in load_cuts(tmp_path / "de", "train") for s in c.supervisions)
     assert set(texts) & set("äöüß") and set(texts) <= set("abcdefghijklmnopqrstuvwxyzäöüß' ")  # German letters, kept
+
+
+def test_every_demo_sentence_starts_with_a_letter():  # espeak-ng would read "- Ja, ..." as an option
+    from uniwav.data.prepare_demo import load_sentences
+
+    if not any(Path("/usr/share/games/fortunes/de").glob("*.u8")):
+        pytest.skip("fortunes-de is not installed")
+    assert all(s[0].isalpha() for s in load_sentences("de") + load_sentences("en"))

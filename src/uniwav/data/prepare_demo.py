@@ -82,7 +82,8 @@ def load_sentences(language: str = "en") -> list[str]:
             for s in re.split(r"(?<=[.!?])\s+", para):
                 s = re.sub(r"^[QA]:\s*", "", s.strip())
                 letters_only = re.fullmatch(r"[A-Za-z ,.;:!?'\-]+", s) if english else all(ch.isalpha() or ch in " ,.;:!?'-" for ch in s)
-                if not (4 <= len(s.split()) <= 16) or not letters_only or re.search(r"[A-ZÄÖÜ]{2,}", s):
+                # a sentence starts with a letter (espeak-ng reads a leading "-" as an option)
+                if not (4 <= len(s.split()) <= 16) or not letters_only or not s[0].isalpha() or re.search(r"[A-ZÄÖÜ]{2,}", s):
                     continue
                 key = normalize_text(s, language)
                 if key and key not in seen:
