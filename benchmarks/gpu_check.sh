@@ -1,44 +1,68 @@
 #!/usr/bin/env bash
-# GPU acceptance check, for the first CUDA machine we get (about 10 minutes). Usage:
-#   bash benchmarks/gpu_check.sh [OUT_DIR]
-# Writes OUT_DIR/gpu_check.json with:
-#   env       GPUs, driver, torch / CUDA versions
-#   pretrain  bf16 pre-training of the `base` preset on the demo corpus on every visible GPU (DDP):
-#             updates, wall time, audio seconds per second (TensorBoard), peak memory per GPU
-#   resume    the same run resumed for 50 more updates: starts where it stopped (global step), exit 0
-#   bench     `uniwav bench --device cuda`: MFU against the GPU's measured bf16 matmul rate, our encoder
-#             vs transformers' HuBERT on the GPU, inference real-time factors, peak step memory
-# Needs: the repository installed with `bash install.sh --dev` over a CUDA build of torch, and espeak-ng.
+# GPU acceptance check for the first CUDA machine we get (about 8 minutes on one H200). Usage:
+#   bash benchmarks/gpu_check.sh [OUT_DIR]          (DATA=folder to use a prepared corpus instead of making one)
+# Writes OUT_DIR/gpu_check.json, row by row, most telling first:
+#   env            GPUs, driver, torch / CUDA versions, the bf16 and float32 matmul rates measured here
+#   train_step     one bare pre-training update of the faithful `base` preset (DinoSR Base) on random features:
+#                  MFU against the matmul rate of the same dtype, float32 and bf16
+#   loop_overhead  every task run as `uniwav <task>` runs it (base shape, bf16) against its bare update on the
+#                  same batches: real / bare (1.0 = the loop costs nothing); bench/loop.py
+#   hubert         our encoder against transformers' HuBERT encoder of the same shape, bf16 and float32
+#   pretrain       DDP pre-training of `base` on every visible GPU: wall time, audio seconds per second
+#   resume         the same run resumed for 20 more updates: it continues at the global step it stopped at
+# Needs: the repository installed (`bash install.sh --dev` over a CUDA build of torch), or its src/ on
+# PYTHONPATH with its dependencies; espeak-ng only when DATA is not given.
 set -euo pipefail
 OUT=${1:-gpu_check}
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
+UNIWAV=("$PY" -m uniwav)
 GPUS=$($PY -c "import torch; print(torch.cuda.device_count())")
 [ "$GPUS" -ge 1 ] || { echo "gpu_check: no CUDA device visible to torch" >&2; exit 1; }
+DATA=${DATA:-$OUT/data}
+[ -d "$DATA/train" ] || "${UNIWAV[@]}" prepare demo --out "$DATA" --minutes 30 --jobs 8
 
-$PY - "$OUT/env.json" <<'EOF'
-import json, subprocess, sys, torch
+PYTHONUNBUFFERED=1 $PY - "$OUT" "$DATA" <<'EOF'
+import json, subprocess, sys, time
+from pathlib import Path
+import torch
+from uniwav.bench.run import encoder_vs_hubert, matmul_rate, train_shape, train_step
+from uniwav.bench.loop import loop_overhead
+
+out, data = Path(sys.argv[1]), sys.argv[2]
+result = {}
+def row(name, value):
+    result[name] = value
+    (out / "gpu_check.json").write_text(json.dumps(result, indent=1))
+    print(name, json.dumps(value, indent=1), flush=True)
+
 env = {"torch": torch.__version__, "cuda": torch.version.cuda, "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
-       "bf16": torch.cuda.is_bf16_supported()}
+       "bf16_matmul_tflops": matmul_rate("cuda", torch.bfloat16) / 1e12, "float32_matmul_tflops": matmul_rate("cuda") / 1e12,
+       "tf32": torch.backends.cuda.matmul.allow_tf32}
 try:
-    env["nvidia_smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+    env["nvidia_smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version,clocks.sm", "--format=csv,noheader"],
                                        capture_output=True, text=True, timeout=30).stdout.strip().splitlines()
 except OSError:
     pass
-json.dump(env, open(sys.argv[1], "w"), indent=1)
-print(env)
+row("env", env)
+batch, seconds = train_shape("base", "cuda")
+for bf16 in (True, False):
+    row(f"train_step.base.{'bf16' if bf16 else 'float32'}", train_step("base", "cuda", batch, seconds, repeats=10, bf16=bf16))
+start = time.time()
+rows = loop_overhead(data, "cuda", updates=30, warmup=10, preset="base", overrides=("data.max_duration=200",), work_dir=str(out))
+rows["seconds"] = time.time() - start
+row("loop_overhead", rows)
+row("hubert.base", encoder_vs_hubert("base", "cuda", batch, seconds, repeats=10, bf16=True))
 EOF
 
-[ -d "$OUT/data/train" ] || uniwav prepare demo --out "$OUT/data" --minutes 30 --jobs 8
-COMMON=(--data "$OUT/data" --out "$OUT/run" --config base --devices "$GPUS" --strategy ddp --no-progress
-        optim.warmup_steps=50 data.max_duration=100 trainer.checkpoint_every=100 trainer.sample_every=100000)
+COMMON=(--data "$DATA" --out "$OUT/run" --config base --devices "$GPUS" --strategy ddp --no-progress
+        optim.total_steps=2000 trainer.checkpoint_every=100 trainer.sample_every=100000)
 START=$(date +%s)
-uniwav pretrain "${COMMON[@]}" --max-steps 300 2>&1 | tee "$OUT/pretrain.log"
+"${UNIWAV[@]}" pretrain "${COMMON[@]}" --max-steps 100 2>&1 | tee "$OUT/pretrain.log"
 PRETRAIN_SECONDS=$(( $(date +%s) - START ))
 START=$(date +%s)
-uniwav pretrain "${COMMON[@]}" --max-steps 350 2>&1 | tee "$OUT/resume.log"
+"${UNIWAV[@]}" pretrain "${COMMON[@]}" --max-steps 120 2>&1 | tee "$OUT/resume.log"
 RESUME_SECONDS=$(( $(date +%s) - START ))
-uniwav bench --device cuda --no-compile --json "$OUT/bench.json" --data "$OUT/data" 2>&1 | tee "$OUT/bench.log"
 
 $PY - "$OUT" "$PRETRAIN_SECONDS" "$RESUME_SECONDS" <<'EOF'
 import json, sys
@@ -48,15 +72,14 @@ from uniwav.checkpoint import load_checkpoint
 out, pretrain_seconds, resume_seconds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 events = EventAccumulator(str(out / "run" / "tb"), size_guidance={"scalars": 0})
 events.Reload()
-rate = [e.value for e in events.Scalars("throughput/audio_seconds_per_second")][5:]
+rate = [e.value for e in events.Scalars("throughput/audio_seconds_per_second")][10:]
 ckpt = load_checkpoint(out / "run" / "checkpoints" / "last.ckpt")
-result = {"env": json.loads((out / "env.json").read_text()),
-          "pretrain": {"updates": 300, "wall_seconds": pretrain_seconds, "world_size": ckpt.get("world_size"),
-                       "audio_seconds_per_second_per_process": sum(rate) / max(1, len(rate))},
-          "resume": {"global_step": ckpt["global_step"], "expected": 350, "wall_seconds": resume_seconds},
-          "bench": json.loads((out / "bench.json").read_text())}
+result = json.loads((out / "gpu_check.json").read_text())
+result["pretrain"] = {"updates": 100, "wall_seconds": pretrain_seconds, "world_size": ckpt.get("world_size"),
+                      "audio_seconds_per_second_per_process": sum(rate) / max(1, len(rate))}
+result["resume"] = {"global_step": ckpt["global_step"], "expected": 120, "wall_seconds": resume_seconds}
 (out / "gpu_check.json").write_text(json.dumps(result, indent=1))
-print(json.dumps({k: v for k, v in result.items() if k != "bench"}, indent=1))
-assert ckpt["global_step"] == 350, "the resumed run did not continue to update 350"
+print(json.dumps({k: result[k] for k in ("pretrain", "resume")}, indent=1))
+assert ckpt["global_step"] == 120, "the resumed run did not continue to update 120"
 EOF
 echo "gpu_check: wrote $OUT/gpu_check.json"

@@ -30,6 +30,31 @@ def test_base_preset_is_dinosr_base():
     assert (o.lr, tuple(o.betas), o.eps, o.weight_decay, o.schedule, o.total_steps) == (5e-4, (0.9, 0.98), 1e-6, 0.01, "tri_stage", 400000)
 
 
+def test_the_librilight_recipe_trains_the_base_preset():
+    from pathlib import Path
+
+    recipe = load_config(PretrainConfig, str(Path(__file__).parents[1] / "recipes" / "librilight" / "base.yaml"))
+    base = load_config(PretrainConfig, "base")
+    assert recipe.model == base.model and recipe.optim == base.optim  # only the data pipeline and the trainer differ
+
+
+def test_the_librispeech_fine_tuning_recipe_is_fairseqs_base_100h(tmp_path):
+    from pathlib import Path
+
+    from uniwav.config import FinetuneASRConfig
+    from uniwav.training.finetune_asr import ASRTask
+
+    cfg = load_config(FinetuneASRConfig, str(Path(__file__).parents[1] / "recipes" / "librispeech" / "finetune_100h.yaml"))
+    m, o = cfg.model, cfg.optim
+    assert (m.mask_prob, m.mask_span, m.channel_mask_prob, m.channel_mask_span, m.final_dropout) == (0.65, 10, 0.5, 64, 0.0)
+    assert (cfg.layer_drop, cfg.freeze_front_end, cfg.freeze_encoder_steps, cfg.encoder_lr_scale) == (0.1, True, 10000, 1.0)
+    assert (o.lr, o.schedule, tuple(o.tri_stage_ratios), o.total_steps) == (3e-5, "tri_stage", (0.1, 0.4, 0.5), 80000)
+    cfg.model.vocab = ["<blank>", "a"]
+    task = ASRTask.from_config(cfg)
+    assert not any(p.requires_grad for p in task.model.encoder.input_proj.parameters())  # feature_grad_mult 0
+    assert all(p.requires_grad for p in task.model.encoder.context.parameters())
+
+
 def test_teacher_averages_blocks_and_uses_the_students_positional_convolution():
     model = UniWav(small_model_config())
     student, teacher = model.backbone.encoder.context, model.teacher

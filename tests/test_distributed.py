@@ -2,6 +2,7 @@
 single-process run on the same global batch."""
 
 import os
+import time
 
 import torch
 import torch.distributed as dist
@@ -41,6 +42,32 @@ def _train(model, module, feats, lens, mask):
         opt.step()
         model.after_optimizer_step(step)
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith(("teacher.", "codebooks."))}
+
+
+def _init_worker(rank, world, init_file, out_dir):
+    """Batch 1: rank 0 has fewer masked vectors than codewords; batch 2: rank 1 has."""
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.manual_seed(rank)
+    codebooks = UniWav(_config(init_from_data=True)).codebooks
+    K, V, D = codebooks.codewords.shape
+    for batch, counts in enumerate([(V - 1, V + 5), (V + 5, V - 3)]):
+        codebooks.initialize_from(torch.randn(K, counts[rank], D))
+        torch.save(codebooks.state_dict(), os.path.join(out_dir, f"rank{rank}-batch{batch}.pt"))
+    dist.destroy_process_group()
+
+
+def test_codebooks_initialise_together_when_a_process_has_too_few_vectors(tmp_path):
+    """Every process makes the same collective calls whatever its vector count (before: a hang)."""
+    ctx = mp.start_processes(_init_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=False, start_method="spawn")
+    deadline = time.time() + 120
+    while not ctx.join(timeout=5):
+        assert time.time() < deadline, "the processes hang in a collective call"
+    first = [torch.load(tmp_path / f"rank{r}-batch0.pt", weights_only=True) for r in (0, 1)]
+    assert not any(bool(state["initialized"]) for state in first)  # rank 0 had too few: nobody initialised
+    r0, r1 = (torch.load(tmp_path / f"rank{r}-batch1.pt", weights_only=True) for r in (0, 1))
+    assert bool(r0["initialized"]) and bool(r1["initialized"])
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), f"{k} differs between ranks"
 
 
 def _worker(rank, world, init_file, out_dir, init_from_data=False):

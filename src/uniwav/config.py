@@ -368,6 +368,8 @@ class FinetuneASRConfig(TaskConfig):
     # ~10x larger than a fresh one's (pre-LN), so it barely moves at the head's rate (test CER 0.401 with x3 vs 0.419 with x1)
     encoder_lr_scale: float = 3.0
     val_every: int = 250
+    layer_drop: Optional[float] = None  # the encoder's layerdrop while fine-tuning; None: the pre-trained model's (fairseq base_100h: 0.1)
+    freeze_front_end: bool = False  # keep the input projection as pre-trained (fairseq's feature_grad_mult 0)
 
     def validate(self) -> None:
         super().validate()

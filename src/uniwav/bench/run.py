@@ -14,6 +14,9 @@
   against the same models in torch, same input, same threads. > 1 = onnxruntime faster.
 - memory.<preset>.peak_mb: peak memory of one training step (CUDA: max allocated; CPU: peak RSS
   of a fresh process minus the same process before the step).
+- loop_overhead.<task>.ratio (with --data): a real update of the task, run as its command runs it,
+  over its bare update (forward, backward, optimizer, after-update work) on the same batches
+  (bench/loop.py). 1.0 = the training loop costs nothing.
 """
 
 from __future__ import annotations
@@ -48,8 +51,10 @@ def timed(fn: Callable, repeats: int, warmup: int = 1, device: str = "cpu") -> f
     return statistics.median(times)
 
 
-def matmul_rate(device: str, dtype=torch.float32, n: int = 2048, repeats: int = 5) -> float:
-    """Measured FLOP/s of a square n x n matmul."""
+def matmul_rate(device: str, dtype=torch.float32, n: int = 0, repeats: int = 5) -> float:
+    """Measured FLOP/s of a square n x n matmul (default n: 2048 on a CPU, 8192 on a GPU, where a
+    smaller product is too short to reach the chip's rate)."""
+    n = n or (8192 if device == "cuda" else 2048)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     return 2 * n**3 / timed(lambda: a @ b, repeats, device=device)
@@ -343,9 +348,10 @@ def hubert_row(preset: str, device: str, repeats: int, compile: bool = False, bf
     return encoder_vs_hubert(preset, device, *train_shape(preset, device), repeats, compile=compile, bf16=bf16)
 
 
-def run_all(quick: bool, device: str, files: list, compile: bool = True, on_row=None) -> dict:
+def run_all(quick: bool, device: str, files: list, compile: bool = True, on_row=None, data_dir=None) -> dict:
     """Every measurement; ``on_row(result)`` is called after each row is added (rows are kept as
-    they finish, so an interrupted run keeps what it measured)."""
+    they finish, so an interrupted run keeps what it measured). ``data_dir``: a prepared corpus to run
+    the training tasks on for the loop-overhead rows (bench/loop.py)."""
     from uniwav.training.launch import resolve_precision
 
     presets = ["tiny"] if quick else ["tiny", "base"]
@@ -383,6 +389,12 @@ def run_all(quick: bool, device: str, files: list, compile: bool = True, on_row=
     result["inference"] = inference(device, 8.0, [4, 8, 16, 32], 1 if quick else 3)
     if device == "cpu" and importlib.util.find_spec("onnxruntime") is not None:
         result["onnx"] = onnx_runtime(8.0, 3 if quick else 5)
+    if data_dir is not None:  # every task's real update against its bare update, same batches
+        from uniwav.bench.loop import loop_overhead
+
+        tasks = ("pretrain",) if quick else ("pretrain", "asr", "tokenizer", "tts")
+        for key, row in loop_overhead(data_dir, device, updates=10 if quick else 20, tasks=tasks).items():
+            result[key] = row
     return result
 
 
@@ -411,7 +423,8 @@ def add_arguments(p):
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"],
                    help="where to measure (default: cuda when available)")
-    p.add_argument("--data", default=None, help="a prepared data folder: its test audio feeds the feature benchmark")
+    p.add_argument("--data", default=None, help="a prepared data folder: its test audio feeds the feature benchmark, and the training "
+                   "tasks run on it for the loop-overhead rows (real update / bare update, per task)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows (no C++ compiler, or in a hurry)")
     p.add_argument("--scale", default=None, metavar="WORK_DIR",
                    help="instead: the data stream at LibriLight size (bench/scale.py), simulated in WORK_DIR (several GB)")
@@ -440,7 +453,7 @@ def run(args) -> int:
         if args.json:
             atomic_write_text(args.json, json.dumps(rows, indent=1))
 
-    result = run_all(args.quick, args.device, files, compile=not args.no_compile, on_row=save)
+    result = run_all(args.quick, args.device, files, compile=not args.no_compile, on_row=save, data_dir=args.data)
     save(result)
     print(table(result))
     return 0

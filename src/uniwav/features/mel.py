@@ -12,7 +12,6 @@ from typing import Optional
 import librosa
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from uniwav.config import FeatureConfig
@@ -54,17 +53,22 @@ class LogMel(nn.Module):
         self.register_buffer("std", std.float().clamp_min(1e-5), persistent=False)
 
     def _pad(self, wav: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Each row's first ``lengths`` samples padded by n_fft // 2 on both sides, by reflection (as
+        ``F.pad(mode="reflect")``; zeros for a row not longer than the padding), then zeros to a common
+        width [B, S + n_fft]: one gather for the batch, no per-row work or wait for the device."""
         if not self.cfg.center:
             return wav
         p = self.cfg.n_fft // 2
-        rows = []
-        width = wav.shape[1] + 2 * p
-        for row, n in zip(wav, lengths.tolist()):
-            x = row[:n]
-            mode = "reflect" if n > p else "constant"
-            x = F.pad(x[None, None], (p, p), mode=mode)[0, 0]
-            rows.append(F.pad(x, (0, width - x.shape[0])))
-        return torch.stack(rows)
+        B, S = wav.shape
+        zero = torch.zeros((), dtype=wav.dtype, device=wav.device)
+        n = lengths.to(wav.device)[:, None]  # [B, 1]
+        k = torch.arange(1, p + 1, device=wav.device)[None]  # [1, p]
+        reflect = n > p  # else zeros, as F.pad cannot reflect more samples than a row has
+        body = torch.where(torch.arange(S, device=wav.device)[None] < n, wav, zero)
+        left = torch.where(reflect, torch.gather(wav, 1, k.flip(1).clamp_max(S - 1).expand(B, p)), zero)  # x[p], ..., x[1]
+        right = torch.where(reflect, torch.gather(wav, 1, (n - 1 - k).clamp_min(0)), zero)  # x[n-2], ..., x[n-1-p]
+        out = torch.cat([left, body, wav.new_zeros(B, p)], dim=1)
+        return out.scatter_(1, p + n - 1 + k, right)  # right after each row's last sample
 
     @torch.autocast("cuda", enabled=False)
     @torch.autocast("cpu", enabled=False)

@@ -112,6 +112,17 @@ class OnlineCodebooks(nn.Module):
         self.register_buffer("initialized", torch.tensor(not init_from_data))
         self._acc_sums: Optional[torch.Tensor] = None  # plain attributes: never broadcast, never saved
         self._acc_counts: Optional[torch.Tensor] = None
+        self._known_initialized = False  # the flag read back once, so that a training step does not wait for the device
+
+    def needs_init(self) -> bool:
+        """Whether the codewords still wait for data (``init_from_data``)."""
+        if not self._known_initialized:
+            self._known_initialized = bool(self.initialized)
+        return not self._known_initialized
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._known_initialized = False  # the loaded flag is read again
 
     @property
     def num_codebooks(self) -> int:
@@ -123,12 +134,18 @@ class OnlineCodebooks(nn.Module):
 
     @torch.no_grad()
     def initialize_from(self, x: torch.Tensor) -> None:
-        """Codewords <- V distinct random rows of x [K, N, D] per codebook (rank 0's choice everywhere)."""
+        """Codewords <- V distinct random rows of x [K, N, D] per codebook: rank 0's choice on every
+        process. Every process takes part in the same collective calls; when rank 0 has fewer than V
+        vectors, none initialises and all try again with the next batch (other ranks may have any number)."""
         K, V, D = self.codewords.shape
-        if x.shape[1] < V:
-            return  # too few vectors yet: try again with the next batch
-        picks = torch.stack([torch.randperm(x.shape[1], device="cpu")[:V] for _ in range(K)]).to(x.device)
-        chosen = broadcast_(torch.gather(x.float(), 1, picks[..., None].expand(K, V, D)).contiguous())
+        if not bool(broadcast_(torch.tensor(x.shape[1] >= V, device=x.device))):
+            return
+        if x.shape[1] >= V:
+            picks = torch.stack([torch.randperm(x.shape[1], device="cpu")[:V] for _ in range(K)]).to(x.device)
+            chosen = torch.gather(x.float(), 1, picks[..., None].expand(K, V, D)).contiguous()
+        else:
+            chosen = x.new_zeros(K, V, D, dtype=torch.float32)  # replaced by rank 0's
+        chosen = broadcast_(chosen)
         self.codewords.copy_(chosen)
         self.sums.copy_(chosen)
         self.counts.fill_(1.0)

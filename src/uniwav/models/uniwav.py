@@ -80,7 +80,7 @@ class UniWav(BackboneModel):
 
         targets_all = self.teacher_targets(feats, padding_mask)  # [K, B, T, D]
         tgt = targets_all[:, mask]  # [K, N, D]
-        if self.training and not bool(self.codebooks.initialized):
+        if self.training and self.codebooks.needs_init():
             self.codebooks.initialize_from(tgt)
         idx = self.codebooks.assign(tgt)  # [K, N]
         if self.training:

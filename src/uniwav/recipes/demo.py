@@ -374,9 +374,10 @@ def step_seconds() -> float:
     return train_step("tiny", "cpu", *train_shape("tiny", "cpu"), repeats=3, bf16=bf16)["step_seconds"]
 
 
-# A pre-training update of the demo costs this many times the bare step ``step_seconds`` times: data
-# loading, the teacher's EMA, codebook updates and logging (0.68 s vs 0.40 s on a 2-core machine).
-LOOP_OVERHEAD = 1.7
+# A pre-training update of the demo costs this many times the bare step ``step_seconds`` times: the
+# training loop (`uniwav bench --data`: loop_overhead.pretrain 1.03 on 2 cores, docs/results.md) plus the
+# samples and checkpoints written every 200 updates.
+LOOP_OVERHEAD = 1.1
 
 
 def update_seconds(d: Demo) -> float:

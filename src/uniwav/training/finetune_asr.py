@@ -24,7 +24,6 @@ from uniwav.evaluation.asr import error_rates
 from uniwav.inference.ctc_decode import greedy_decode
 from uniwav.models.ctc import CTCModel
 from uniwav.training.launch import launch
-from uniwav.training.oom import explain_oom
 from uniwav.training.schedule import adamw_warmup_cosine
 from uniwav.training.task import TrainingTask
 
@@ -48,6 +47,8 @@ class ASRTask(TrainingTask):
         super().__init__(config)
         self._val = []
         self._train_cuts = None
+        if self.cfg.freeze_front_end:
+            self.model.encoder.input_proj.requires_grad_(False)
 
     @classmethod
     def complete_config(
@@ -59,6 +60,8 @@ class ASRTask(TrainingTask):
         if pretrained is not None:  # the architecture and features come from the pre-trained model
             cfg.model.features = pretrained.cfg.features
             cfg.model.encoder = pretrained.cfg.encoder
+        if cfg.layer_drop is not None:
+            cfg.model.encoder.layer_drop = cfg.layer_drop
         else:
             cfg.model.features = ensure_stats(data_dir, cfg.model.features)
         check_sample_rate(data_dir, cfg.model.features.sample_rate)
@@ -93,14 +96,12 @@ class ASRTask(TrainingTask):
         ids = [self.model.vocab.encode(self.model.frontend.transcript(t, u), u) for t, u in zip(batch["texts"], batch["ids"])]
         return torch.tensor([i for seq in ids for i in seq], dtype=torch.long), torch.tensor([len(seq) for seq in ids])
 
-    def training_step(self, batch, batch_idx):
-        self.seed_step(batch)
+    prog_bar = ("loss/ctc",)
+
+    def compute_loss(self, batch, feats, frames):
         frozen = self.global_step < self.cfg.freeze_encoder_steps
-        with explain_oom(batch):
-            with torch.no_grad():
-                feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
-            time_mask, channel_mask = self.model.draw_masks(frames, feats.shape[1])
-            log_probs = self.model(feats, frames, time_mask, channel_mask, freeze_encoder=frozen)
+        time_mask, channel_mask = self.model.draw_masks(frames, feats.shape[1])
+        log_probs = self.model(feats, frames, time_mask, channel_mask, freeze_encoder=frozen)
         targets, target_lens = self._targets(batch)
         loss = F.ctc_loss(
             log_probs.transpose(0, 1),
@@ -111,8 +112,7 @@ class ASRTask(TrainingTask):
             reduction="sum",
             zero_infinity=True,
         ) / target_lens.sum().clamp_min(1)
-        self.log_step(feats.shape[0], {"loss/ctc": loss, "encoder/frozen": float(frozen)}, prog_bar=("loss/ctc",))
-        return loss
+        return loss, {"loss/ctc": loss, "encoder/frozen": float(frozen)}
 
     def val_dataloader(self):
         split = "dev" if "dev" in available_splits(self.data_dir) else "test"

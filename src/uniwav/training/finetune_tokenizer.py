@@ -3,7 +3,7 @@ teach the decoder to regenerate whole utterances from the codes alone.
 
 Loss = flow matching on every valid frame + commitment_weight * commitment. Quantizer dropout
 draws the number of codebooks per batch from (seed, batch index) only, so every process uses
-the same number. The encoder and layer mix are frozen by default.
+the same number. The encoder and layer mix are trained too unless ``freeze_encoder``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ import random
 from pathlib import Path
 from typing import Optional
 
-import torch
 
 from uniwav.config import FinetuneTokenizerConfig, with_backbone_of
 from uniwav.data.manifests import check_sample_rate, load_cuts
 from uniwav.models.tokenizer import SpeechTokenizer
 from uniwav.training.launch import launch
 from uniwav.training.monitor import TokenizerMonitor
-from uniwav.training.oom import explain_oom
 from uniwav.training.task import TrainingTask
 from uniwav.utils import stable_seed
 
@@ -57,21 +55,18 @@ class TokenizerTask(TrainingTask):
         return [TokenizerMonitor(cuts, t.monitor_utterances, t.sample_every, self.cfg.model.features.sample_rate, asr=t.monitor_asr,
                                  whisper="auto" if t.monitor_whisper else None)]
 
-    def training_step(self, batch, batch_idx):
+    prog_bar = ("loss/total", "loss/flow", "quantizer/perplexity_0")
+
+    def compute_loss(self, batch, feats, frames):
         n = random.Random(stable_seed(self.cfg.seed, "quantizers", batch["index"])).randint(1, self.model.quantizer.num_quantizers)
-        self.seed_step(batch)
         if self.cfg.freeze_encoder:
             self.model.backbone.encoder.eval()  # no dropout in a frozen encoder
-        with explain_oom(batch):
-            with torch.no_grad():
-                feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
-            out = self.model(feats, frames, n)
+        out = self.model(feats, frames, n)
         loss = out.loss + self.cfg.commitment_weight * out.commitment
         values = {"loss/total": loss, "loss/flow": out.loss, "loss/commitment": out.commitment, "quantizer/codebooks_used": float(n),
                   "quantizer/restarted_codewords": float(out.restarted)}
-        values.update({f"quantizer/perplexity_{k}": p for k, p in enumerate(out.perplexity.tolist())})
-        self.log_step(feats.shape[0], values, prog_bar=("loss/total", "loss/flow", "quantizer/perplexity_0"))
-        return loss
+        values.update({f"quantizer/perplexity_{k}": p for k, p in enumerate(out.perplexity.unbind())})
+        return loss, values
 
 
 def finetune_tokenizer(data_dir, run_dir, init: str, preset: Optional[str] = None, overrides: Optional[list[str]] = None,

@@ -23,7 +23,6 @@ from uniwav.data.stats import ensure_stats
 from uniwav.models.tts import NO_TEXT, TTSModel, alignment_tokens, expand_tokens
 from uniwav.training.launch import launch
 from uniwav.training.monitor import TTSMonitor
-from uniwav.training.oom import explain_oom
 from uniwav.training.task import TrainingTask
 from uniwav.utils import stable_seed
 
@@ -106,18 +105,14 @@ class TTSTask(TrainingTask):
         return (torch.stack(frame_tokens).to(dev), pad(tokens, batch_first=True).to(dev), pad(durations, batch_first=True).to(dev),
                 lens.to(dev), torch.stack(masks).to(dev), torch.tensor(drops, device=dev))
 
-    def training_step(self, batch, batch_idx):
+    prog_bar = ("loss/total", "loss/flow", "loss/duration")
+
+    def compute_loss(self, batch, feats, frames):
         rng = random.Random(stable_seed(self.cfg.seed, "tts-batch", batch["index"], self.global_rank))
-        self.seed_step(batch)
-        with explain_oom(batch):
-            with torch.no_grad():
-                feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
-            frame_tokens, tokens, durations, token_lens, mask, drop = self.make_batch(batch["ids"], frames, feats.shape[1], rng)
-            out = self.model(feats, frames, frame_tokens, tokens, durations, token_lens, mask, drop)
-        self.log_step(feats.shape[0], {"loss/total": out.loss, "loss/flow": out.flow_loss, "loss/duration": out.duration_loss,
-                                       "tts/generated_fraction": out.mask.float().sum() / frames.sum()},
-                      prog_bar=("loss/total", "loss/flow", "loss/duration"))
-        return out.loss
+        frame_tokens, tokens, durations, token_lens, mask, drop = self.make_batch(batch["ids"], frames, feats.shape[1], rng)
+        out = self.model(feats, frames, frame_tokens, tokens, durations, token_lens, mask, drop)
+        return out.loss, {"loss/total": out.loss, "loss/flow": out.flow_loss, "loss/duration": out.duration_loss,
+                          "tts/generated_fraction": out.mask.float().sum() / frames.sum()}
 
 
 def finetune_tts(data_dir, run_dir, alignments_dir, init: str = "none", preset: Optional[str] = None, overrides: Optional[list[str]] = None,

@@ -16,7 +16,6 @@ from uniwav.data.stats import ensure_stats
 from uniwav.models.uniwav import UniWav
 from uniwav.training.callbacks import SampleLogger, fixed_sample_batch
 from uniwav.training.launch import launch
-from uniwav.training.oom import explain_oom
 from uniwav.training.schedule import adamw_warmup_cosine
 from uniwav.training.task import TrainingTask
 
@@ -37,6 +36,8 @@ class PretrainTask(TrainingTask):
         self._bad_steps = 0
         self._low_perplexity_logs = 0
         self._last_time = None
+        self._perplexity = None
+        self._last_batch = {}  # named when its gradients are not finite
 
     @classmethod
     def complete_config(cls, cfg: PretrainConfig, data_dir, pretrained, init, **options) -> PretrainConfig:
@@ -56,26 +57,25 @@ class PretrainTask(TrainingTask):
     def callbacks(self) -> list:
         return [SampleLogger(fixed_sample_batch(load_cuts(self.data_dir, self.sample_split())), every=self.cfg.trainer.sample_every)]
 
-    def training_step(self, batch, batch_idx):
-        self.seed_step(batch)
-        with explain_oom(batch):
-            with torch.no_grad():
-                feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
-            out = self.model(feats, frames)
-        if not torch.isfinite(out.loss):
-            rank_zero_warn(f"non-finite loss at batch {batch['index']} (utterances {batch['ids'][:4]}...); the update will be skipped")
+    prog_bar = ("loss/total", "loss/encoder", "loss/decoder", "codebook/perplexity_min")
+
+    def compute_loss(self, batch, feats, frames):
+        self._last_batch = batch
+        out = self.model(feats, frames)
         now = time.perf_counter()
         values = {"loss/total": out.loss, "loss/encoder": out.enc_loss, "loss/decoder": out.dec_loss, "encoder/accuracy": out.accuracy,
-                  "encoder/masked_fraction": out.mask.float().sum() / frames.sum()}
-        values.update({f"codebook/perplexity_{k}": ppl for k, ppl in enumerate(out.perplexity.tolist())})
-        values["codebook/perplexity_min"] = out.perplexity.min()
+                  "encoder/masked_fraction": out.mask.float().sum() / frames.sum(), "codebook/perplexity_min": out.perplexity.min()}
+        values.update({f"codebook/perplexity_{k}": ppl for k, ppl in enumerate(out.perplexity.unbind())})
         if self._last_time is not None:
-            audio_seconds = float(batch["audio_lens"].sum()) / self.cfg.model.features.sample_rate
+            audio_seconds = float(batch["audio_lens"].sum()) / self.cfg.model.features.sample_rate  # a host tensor: no wait
             values["throughput/audio_seconds_per_second"] = audio_seconds / max(1e-6, now - self._last_time)
         self._last_time = now
-        self.log_step(feats.shape[0], values, prog_bar=("loss/total", "loss/encoder", "loss/decoder", "codebook/perplexity_min"))
-        self._check_collapse(out.perplexity)
-        return out.loss
+        self._perplexity = out.perplexity
+        return out.loss, values
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.global_step % self.cfg.trainer.log_every == 0:  # reading the device's value waits for it: only when logging
+            self._check_collapse(self._perplexity)
 
     def _check_collapse(self, ppl: torch.Tensor) -> None:
         if self.global_step < 100:
@@ -92,21 +92,25 @@ class PretrainTask(TrainingTask):
             self._low_perplexity_logs = 0
 
     def on_before_optimizer_step(self, optimizer):
+        """Skip an update whose gradients are not all finite: one multi-tensor norm (non-finite exactly when a
+        gradient is), the one value each update reads back from the device; it is logged as optim/grad_norm."""
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        finite = torch.stack([torch.isfinite(g).all() for g in grads]).all() if grads else torch.tensor(True)
-        self._skip_step = not bool(finite)
+        norm = torch.nn.utils.get_total_norm(grads, foreach=True) if grads else torch.zeros(())
+        self._skip_step = not bool(torch.isfinite(norm))
         if self._skip_step:
             self._bad_steps += 1
-            rank_zero_warn(f"non-finite gradient at step {self.global_step}: update skipped ({self._bad_steps} in a row)")
+            batch = self._last_batch
+            where = f" (batch {batch['index']}, utterances {list(batch['ids'])[:4]}...)" if batch else ""
+            rank_zero_warn(f"non-finite gradient at step {self.global_step}{where}: update skipped ({self._bad_steps} in a row)")
             for p in self.model.parameters():
                 p.grad = None  # AdamW leaves parameters without a gradient untouched
             if self._bad_steps > self.cfg.trainer.max_bad_steps:
                 raise NonFiniteLossError(f"{self._bad_steps} consecutive non-finite updates; stopping (last good checkpoint is kept)")
         else:
             self._bad_steps = 0
+            self.log("optim/grad_norm", norm, on_step=True, on_epoch=False, batch_size=1)
 
-    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+    def after_update(self) -> None:
         if self._skip_step:
             self.model.codebooks.discard()
             return

@@ -22,6 +22,7 @@ from uniwav.config import ConfigError, from_dict, to_dict
 from uniwav.models import legacy
 from uniwav.data.batches import Blocks, training_loader
 from uniwav.data.manifests import available_splits, cuts_path, load_cuts
+from uniwav.training.oom import explain_oom
 from uniwav.training.schedule import adamw_warmup_cosine
 from uniwav.utils import stable_seed
 
@@ -32,6 +33,7 @@ class TrainingTask(L.LightningModule):
     default_preset: str = ""  # preset of a new run when --config is not given
     seed_tag: str = ""  # names this task's random stream (part of every step's seed)
     requires_init: bool = False  # a pre-trained model is mandatory (--init)
+    prog_bar: tuple = ()  # logged values the progress bar shows
 
     def __init__(self, config: dict):
         super().__init__()
@@ -128,6 +130,40 @@ class TrainingTask(L.LightningModule):
     def seed_step(self, batch: dict) -> None:
         """Every random draw of this micro-batch (masks, noise, dropout) from (seed, batch index, rank)."""
         torch.manual_seed(stable_seed(self.cfg.seed, self.seed_tag, batch["index"], self.global_rank))
+
+    def training_step(self, batch, batch_idx):
+        """One micro-batch: seeded, features computed without gradient, the task's loss, its values logged."""
+        self.seed_step(batch)
+        with explain_oom(batch):
+            with torch.no_grad():
+                feats, frames = self.model.features(batch["audio"], batch["audio_lens"])
+            loss, values = self.compute_loss(batch, feats, frames)
+        self.log_step(feats.shape[0], values, prog_bar=self.prog_bar)
+        return loss
+
+    def compute_loss(self, batch: dict, feats: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The task's loss on one micro-batch (normalised features feats [B, T, F], frames [B] valid
+        per utterance) and the values to log (device tensors or numbers: nothing here waits for the device)."""
+        raise NotImplementedError
+
+    def after_update(self) -> None:
+        """Once after every optimizer update that was applied (the EMA teacher and codebooks of pre-training)."""
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self.after_update()
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip the global gradient norm to ``gradient_clip_val`` in one multi-tensor pass. Ours, not
+        Lightning's: Lightning refuses fused optimizers here (a guard for fp16 loss scaling, which a
+        fused step undoes itself); with a loss scaler the gradients are unscaled first."""
+        if not gradient_clip_val:
+            return
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        grads = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(grads, gradient_clip_val, foreach=True)
 
     def log_step(self, batch_size: int, values: dict, prog_bar: tuple = ()) -> None:
         log = partial(self.log, on_step=True, on_epoch=False, batch_size=batch_size)

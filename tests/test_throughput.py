@@ -1,0 +1,100 @@
+"""The training loop's faster paths compute what the plain ones did, and the loop's overhead is measured.
+
+Equality: the multi-tensor EMA and the fused AdamW against the per-parameter loops they replaced
+(within float rounding: lerp and a fused kernel round differently), the batched reflection padding
+of the features against per-row ``F.pad`` (bit-exact). Exact resume with these paths is
+tests/test_training.py's. Speed itself is ``uniwav bench``'s, never a threshold here.
+"""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from uniwav.config import FeatureConfig, OptimConfig
+from uniwav.features.mel import LogMel
+from uniwav.models.ema import ema_update
+from uniwav.models.uniwav import UniWav
+from uniwav.training.schedule import adamw_warmup_cosine
+
+from conftest import SMALL_OVERRIDES, small_model_config
+
+
+def _loop_ema(teacher, student, decay, copy_prefixes=()):
+    """The per-parameter EMA of uniwav 0.2."""
+    t_params = dict(teacher.named_parameters())
+    for name, p in student.named_parameters():
+        t = t_params[name]
+        if name.startswith(copy_prefixes):
+            t.copy_(p.detach())
+        else:
+            t.mul_(decay).add_(p.detach().to(t.dtype), alpha=1.0 - decay)
+
+
+@torch.no_grad()
+def test_multi_tensor_ema_equals_the_per_parameter_loop():
+    model = UniWav(small_model_config())
+    student = model.backbone.encoder.context
+    for p in student.parameters():
+        p.add_(torch.randn_like(p))  # a student that moved away from its teacher
+    fast, slow = copy.deepcopy(model.teacher), copy.deepcopy(model.teacher)
+    for decay in (0.9, 0.999, 0.9999):
+        ema_update(fast, student, decay, ("pos_conv.",))
+        _loop_ema(slow, student, decay, ("pos_conv.",))
+    for (name, a), b in zip(fast.named_parameters(), slow.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=name)
+        if name.startswith("pos_conv."):
+            assert torch.equal(a, dict(student.named_parameters())[name])  # copied, not averaged
+    assert not torch.equal(next(fast.parameters()), next(model.teacher.parameters()))  # it moved
+
+
+def test_fused_adamw_follows_the_per_parameter_adamw():
+    torch.manual_seed(0)
+    model = UniWav(small_model_config())
+    twin = copy.deepcopy(model)
+    o = OptimConfig(lr=1e-3, weight_decay=0.01, warmup_steps=1)  # the schedule starts at the peak rate
+    fused = adamw_warmup_cosine([p for p in model.parameters() if p.requires_grad], o)["optimizer"]
+    plain = torch.optim.AdamW([p for p in twin.parameters() if p.requires_grad], lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+                              weight_decay=o.weight_decay, foreach=False)
+    assert fused.defaults["fused"]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):  # the same gradients for both: the optimizers alone are compared
+        for a, b in zip(model.parameters(), twin.parameters()):
+            a.grad = torch.randn(a.shape, generator=g) * 10.0 ** float(torch.randint(-6, 1, (1,), generator=g))
+            b.grad = a.grad.clone()
+        fused.step()
+        plain.step()
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.equal(next(model.parameters()), next(UniWav(small_model_config()).parameters()))
+
+
+def _per_row_pad(wav, lengths, p):
+    """The per-row padding of uniwav 0.2."""
+    rows, width = [], wav.shape[1] + 2 * p
+    for row, n in zip(wav, lengths.tolist()):
+        x = F.pad(row[:n][None, None], (p, p), mode="reflect" if n > p else "constant")[0, 0]
+        rows.append(F.pad(x, (0, width - x.shape[0])))
+    return torch.stack(rows)
+
+
+def test_batched_reflection_padding_is_bit_exact():
+    mel = LogMel(FeatureConfig(n_fft=64, win_length=64, hop_length=16, n_mels=8))
+    g = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        B, S = int(torch.randint(1, 6, (1,), generator=g)), int(torch.randint(1, 400, (1,), generator=g))
+        wav = torch.randn(B, S, generator=g)
+        lengths = torch.randint(1, S + 1, (B,), generator=g)
+        lengths[0] = S  # the longest row fills the batch, as in a collated batch
+        assert torch.equal(mel._pad(wav, lengths), _per_row_pad(wav, lengths, 32)), (B, S, lengths.tolist())
+
+
+def test_loop_overhead_is_measured_on_the_same_batches(demo_data, tmp_path):
+    from uniwav.bench.loop import loop_overhead
+
+    rows = loop_overhead(demo_data, "cpu", updates=3, warmup=2, tasks=("pretrain",), overrides=tuple(SMALL_OVERRIDES), work_dir=tmp_path)
+    row = rows["loop_overhead.pretrain"]
+    assert row["updates"] == 3 and row["bare_update_seconds"] > 0 and row["real_update_seconds"] > 0
+    assert row["ratio"] == pytest.approx(row["real_update_seconds"] / row["bare_update_seconds"])
+    assert not any(tmp_path.iterdir())  # its runs are removed
