@@ -24,8 +24,8 @@ def clustered(n=600, dim=8, k=12, seed=0):
     return centres[torch.randint(k, (n,), generator=g)] + 0.1 * torch.randn(n, dim, generator=g)
 
 
-def small_tokenizer(num_quantizers=2, size=16):
-    cfg = TokenizerModelConfig(quantizer=QuantizerConfig(num_quantizers=num_quantizers, codebook_size=size))
+def small_tokenizer(num_quantizers=2, size=16, semantic_layer=None):
+    cfg = TokenizerModelConfig(quantizer=QuantizerConfig(num_quantizers=num_quantizers, codebook_size=size, semantic_layer=semantic_layer))
     return SpeechTokenizer.from_pretrained_backbone(UniWav(small_model_config()), cfg)
 
 
@@ -91,6 +91,33 @@ def test_quantizer_dropout_uses_a_prefix_and_updates_every_stage():
         assert bool(s.initialized) and not torch.equal(s.ema_counts, b)
     out.loss.backward()
     assert tok.backbone.decoder.out_proj.weight.grad is not None
+
+
+def test_semantic_first_codebook_quantises_its_layer_and_the_rest_the_residual_of_z():
+    """The paper's Eq. 11: codebook 1 on the semantic layer, codebooks 2.. on z minus codebook 1's vector."""
+    tok = small_tokenizer(num_quantizers=3, size=8, semantic_layer=2).train()
+    feats, lengths = torch.randn(2, 40, 20), torch.tensor([40, 31])
+    tok(feats, lengths)  # initialises every stage from this batch
+    tok.eval()
+    padding = torch.arange(40)[None] >= lengths[:, None]
+    z, semantic = tok.represent(feats, padding)
+    hidden = tok.backbone.encoder(feats, padding).hidden[1]
+    torch.testing.assert_close(semantic, torch.nn.functional.layer_norm(hidden, hidden.shape[-1:]))
+    stages = tok.quantizer.stages
+    codes = tok.quantizer.encode(z, 3, first=semantic)
+    first = stages[0].encode(semantic.reshape(-1, semantic.shape[-1])).view(2, 40)
+    assert torch.equal(codes[..., 0], first)
+    residual = z - stages[0].decode(first)
+    assert torch.equal(codes[..., 1], stages[1].encode(residual.reshape(-1, residual.shape[-1])).view(2, 40))
+    out = tok.quantizer(z[~padding], 3, first=semantic[~padding])
+    assert torch.equal(out.codes, codes[~padding])  # training and inference agree
+    rvq = ResidualVQ(2, 12, 8).train()  # on data where the two inputs differ: the first stage follows `first`
+    x, first = clustered(seed=1), clustered(seed=2)
+    out = rvq(x, 2, first=first)
+    assert torch.equal(out.codes[:, 0], rvq.stages[0].encode(first)) and not torch.equal(out.codes[:, 0], rvq.stages[0].encode(x))
+    assert torch.equal(out.codes[:, 1], rvq.stages[1].encode(x - rvq.stages[0].decode(out.codes[:, 0])))
+    with pytest.raises(ConfigError, match="semantic_layer"):
+        small_tokenizer(semantic_layer=9)
 
 
 def test_bitrates_and_codes_padding():

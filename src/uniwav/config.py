@@ -386,10 +386,15 @@ class QuantizerConfig:
     decay: float = 0.99  # EMA of codeword sums and counts
     kmeans_iters: int = 10  # k-means initialisation on the first batch
     dead_threshold: float = 1.0  # EMA count (vectors per batch) under which a codeword is restarted
+    # The paper's Eq. 11: the first codebook quantises one encoder layer (1-based; the "semantic" layer that
+    # `uniwav analyze layers` finds most phonetic), the next ones the residual of z. None: every stage on z.
+    semantic_layer: Optional[int] = None
 
     def validate(self) -> None:
         if self.num_quantizers < 1 or self.codebook_size < 2:
             raise ConfigError("quantizer: need num_quantizers >= 1 and codebook_size >= 2")
+        if self.semantic_layer is not None and self.semantic_layer < 1:
+            raise ConfigError(f"quantizer.semantic_layer is a 1-based encoder layer, got {self.semantic_layer}")
 
 
 @dataclass
@@ -399,6 +404,8 @@ class TokenizerModelConfig(BackboneConfig):
     def validate(self) -> None:
         super().validate()
         self.quantizer.validate()
+        if (self.quantizer.semantic_layer or 0) > self.encoder.layers:
+            raise ConfigError(f"quantizer.semantic_layer={self.quantizer.semantic_layer} must be in 1..encoder.layers={self.encoder.layers}")
 
 
 @dataclass

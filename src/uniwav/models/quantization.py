@@ -269,13 +269,30 @@ class ResidualVQ(nn.Module):
         if not 1 <= n <= self.num_quantizers:
             raise ValueError(f"number of codebooks must be in 1..{self.num_quantizers}, got {n}")
 
-    def forward(self, x: torch.Tensor, n: Optional[int] = None) -> QuantizerOutput:
+    def forward(self, x: torch.Tensor, n: Optional[int] = None, first: Optional[torch.Tensor] = None) -> QuantizerOutput:
+        """x [N, D] quantised by the first n stages. ``first`` [N, D]: what the first stage quantises instead
+        of x (the paper's semantic layer); the later stages then quantise x minus the first stage's codeword."""
         n = self.num_quantizers if n is None else n
         self._check(n)
         residual = x.detach().float()
         quantized = torch.zeros_like(residual)
         codes, ppl, restarted = [], [], 0
+        commitment = torch.zeros((), device=x.device)
         for i, vq in enumerate(self.stages):
+            if i == 0 and first is not None:
+                target = first.detach().float()
+                if self.training and not bool(vq.initialized):
+                    vq.initialize(target)
+                c = vq.encode(target)
+                q = vq.decode(c)
+                if self.training:
+                    restarted += vq.update(target, c)
+                quantized = quantized + q
+                codes.append(c)
+                ppl.append(perplexity(c, vq.size))
+                commitment = F.mse_loss(first.float(), q.detach())
+                residual = residual - q
+                continue
             if self.training and not bool(vq.initialized):
                 vq.initialize(residual)
             c = vq.encode(residual)
@@ -287,20 +304,20 @@ class ResidualVQ(nn.Module):
                 codes.append(c)
             ppl.append(perplexity(c, vq.size))
             residual = residual - q
-        commitment = F.mse_loss(x.float(), quantized.detach())
+        commitment = commitment + F.mse_loss(x.float(), quantized.detach())
         out = x + (quantized.to(x.dtype) - x).detach()
         return QuantizerOutput(out, torch.stack(codes, -1), commitment, torch.stack(ppl), restarted)
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor, n: Optional[int] = None) -> torch.Tensor:
-        """x [..., D] -> codes [..., n]."""
+    def encode(self, x: torch.Tensor, n: Optional[int] = None, first: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x [..., D] (and ``first``, as in forward) -> codes [..., n]."""
         n = self.num_quantizers if n is None else n
         self._check(n)
         shape = x.shape[:-1]
         residual = x.reshape(-1, x.shape[-1]).float()
         codes = []
-        for vq in self.stages[:n]:
-            c = vq.encode(residual)
+        for i, vq in enumerate(self.stages[:n]):
+            c = vq.encode(first.reshape(-1, first.shape[-1]).float() if i == 0 and first is not None else residual)
             residual = residual - vq.decode(c)
             codes.append(c)
         return torch.stack(codes, -1).view(*shape, n)

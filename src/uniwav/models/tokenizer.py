@@ -30,7 +30,8 @@ class TokenizerOutput:
 
 
 class SpeechTokenizer(BackboneModel):
-    """backbone (front end, encoder, layer mix, flow decoder) + quantizer (residual VQ on LayerNorm(z))."""
+    """backbone (front end, encoder, layer mix, flow decoder) + quantizer (residual VQ on LayerNorm(z); with
+    ``quantizer.semantic_layer``, the paper's Eq. 11: the first codebook on that layer, the rest on z's residual)."""
 
     model_type = "tokenizer"
     config_class = TokenizerModelConfig
@@ -73,18 +74,22 @@ class SpeechTokenizer(BackboneModel):
 
     # ------------------------------------------------------------------ pieces
 
-    def represent(self, feats: torch.Tensor, padding_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """The quantiser's input: LayerNorm(z) [B, T, D], z = softmax(w)-weighted sum of the encoder's layers."""
-        z = self.backbone.represent(feats, padding_mask)
-        return F.layer_norm(z, z.shape[-1:])
+    def represent(self, feats: torch.Tensor, padding_mask: Optional[torch.Tensor]) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The quantiser's inputs: LayerNorm(z) [B, T, D], z = softmax(w)-weighted sum of the encoder's layers,
+        and LayerNorm of the semantic layer [B, T, D] that the first codebook quantises (None without one)."""
+        hidden = self.backbone.encoder(feats, padding_mask).hidden
+        z = self.backbone.mix(hidden)
+        layer = self.cfg.quantizer.semantic_layer
+        semantic = None if layer is None else F.layer_norm(hidden[layer - 1], z.shape[-1:])
+        return F.layer_norm(z, z.shape[-1:]), semantic
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, num_quantizers: Optional[int] = None) -> TokenizerOutput:
         """Training: feats [B, T, F] normalised log-mel, lengths [B]. The decoder regenerates every
         valid frame from the quantised z alone."""
         padding_mask = lengths_to_padding_mask(lengths, feats.shape[1])
         valid = ~padding_mask
-        z = self.represent(feats, padding_mask)
-        q = self.quantizer(z[valid], num_quantizers)
+        z, semantic = self.represent(feats, padding_mask)
+        q = self.quantizer(z[valid], num_quantizers, first=None if semantic is None else semantic[valid])
         zq = torch.zeros_like(z).masked_scatter(valid[..., None], q.quantized.to(z.dtype))
         flow = self.backbone.flow_loss(feats, zq, valid, padding_mask)
         return TokenizerOutput(flow, q.commitment, q.perplexity, q.restarted, q.codes.shape[-1])
@@ -97,7 +102,8 @@ class SpeechTokenizer(BackboneModel):
         Codes past an utterance's length are -1."""
         feats, frames = self.features.prepare(wav, lengths)
         padding_mask = lengths_to_padding_mask(frames, feats.shape[1])
-        codes = self.quantizer.encode(self.represent(feats, padding_mask), num_quantizers)
+        z, semantic = self.represent(feats, padding_mask)
+        codes = self.quantizer.encode(z, num_quantizers, first=semantic)
         return codes.masked_fill(padding_mask[..., None], -1), frames
 
     @torch.no_grad()
@@ -106,7 +112,7 @@ class SpeechTokenizer(BackboneModel):
         what the decoder makes of z before any bits are thrown away (the ceiling of every bitrate)."""
         feats, frames = self.features.prepare(wav, lengths)
         padding_mask = lengths_to_padding_mask(frames, feats.shape[1])
-        z = self.represent(feats, padding_mask).masked_fill(padding_mask[..., None], 0.0)
+        z = self.represent(feats, padding_mask)[0].masked_fill(padding_mask[..., None], 0.0)
         x1 = self.backbone.generate(z, padding_mask=padding_mask, sampler=sampler, seed=seed, **sampling)
         return x1.masked_fill(padding_mask[..., None], 0.0)
 
