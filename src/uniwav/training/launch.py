@@ -143,7 +143,10 @@ def build_trainer(run_dir, tc: TrainerConfig, *, grad_clip: float, max_steps: in
         *(callbacks or []),
     ]
     if progress:
-        all_callbacks.append(BudgetProgressBar())
+        # the bar reads its values back from the device when it refreshes: on a GPU, every 10 updates rather
+        # than every one, so that the host is never made to wait for the device to show a number
+        gpu = tc.accelerator in ("gpu", "cuda") or (tc.accelerator == "auto" and torch.cuda.is_available())
+        all_callbacks.append(BudgetProgressBar(refresh_rate=10 if gpu else 1))
     precision, why = resolve_precision(tc.precision, tc.accelerator)
     if not is_launched_worker():
         print(f"precision: {precision} ({why})", flush=True)
