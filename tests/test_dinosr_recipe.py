@@ -30,12 +30,13 @@ def test_base_preset_is_dinosr_base():
     assert (o.lr, tuple(o.betas), o.eps, o.weight_decay, o.schedule, o.total_steps) == (5e-4, (0.9, 0.98), 1e-6, 0.01, "tri_stage", 400000)
 
 
-def test_the_librilight_recipe_trains_the_base_preset():
+@pytest.mark.parametrize("preset", ["base", "large"])
+def test_the_librilight_recipes_train_their_presets(preset):
     from pathlib import Path
 
-    recipe = load_config(PretrainConfig, str(Path(__file__).parents[1] / "recipes" / "librilight" / "base.yaml"))
-    base = load_config(PretrainConfig, "base")
-    assert recipe.model == base.model and recipe.optim == base.optim  # only the data pipeline and the trainer differ
+    recipe = load_config(PretrainConfig, str(Path(__file__).parents[1] / "recipes" / "librilight" / f"{preset}.yaml"))
+    reference = load_config(PretrainConfig, preset)
+    assert recipe.model == reference.model and recipe.optim == reference.optim  # only the data pipeline and the trainer differ
 
 
 def test_the_librispeech_fine_tuning_recipe_is_fairseqs_base_100h(tmp_path):
