@@ -41,7 +41,8 @@ def ctc():
 
 
 def tokenizer():
-    tok = SpeechTokenizer.from_pretrained_backbone(UniWav(small_model_config()), TokenizerModelConfig(quantizer=QuantizerConfig(2, 16)))
+    cfg = TokenizerModelConfig(quantizer=QuantizerConfig(num_quantizers=2, codebook_size=16, semantic_layer=2))  # Eq. 11's path
+    tok = SpeechTokenizer.from_pretrained_backbone(UniWav(small_model_config()), cfg)
     tok.train()
     tok.quantizer(torch.randn(200, 32))  # k-means initialisation of both stages
     return tok
@@ -71,8 +72,8 @@ def outputs(model, wav: torch.Tensor, lengths: torch.Tensor) -> list:
         return [lp[i, : n[i]] for i in range(len(n))]
     if isinstance(model, SpeechTokenizer):
         codes, _ = model.encode(wav, lengths)
-        z = model.represent(feats, pad)
-        return [torch.cat([codes[i, : n[i]].float(), z[i, : n[i]]], -1) for i in range(len(n))]
+        z, semantic = model.represent(feats, pad)
+        return [torch.cat([codes[i, : n[i]].float(), z[i, : n[i]], semantic[i, : n[i]]], -1) for i in range(len(n))]
     if isinstance(model, TTSModel):
         mask = torch.zeros_like(pad)
         for i, k in enumerate(n):
