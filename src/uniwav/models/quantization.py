@@ -279,26 +279,15 @@ class ResidualVQ(nn.Module):
         codes, ppl, restarted = [], [], 0
         commitment = torch.zeros((), device=x.device)
         for i, vq in enumerate(self.stages):
-            if i == 0 and first is not None:
-                target = first.detach().float()
-                if self.training and not bool(vq.initialized):
-                    vq.initialize(target)
-                c = vq.encode(target)
-                q = vq.decode(c)
-                if self.training:
-                    restarted += vq.update(target, c)
-                quantized = quantized + q
-                codes.append(c)
-                ppl.append(perplexity(c, vq.size))
-                commitment = F.mse_loss(first.float(), q.detach())
-                residual = residual - q
-                continue
+            target = first.detach().float() if i == 0 and first is not None else residual
             if self.training and not bool(vq.initialized):
-                vq.initialize(residual)
-            c = vq.encode(residual)
+                vq.initialize(target)
+            c = vq.encode(target)
             q = vq.decode(c)
             if self.training:
-                restarted += vq.update(residual, c)
+                restarted += vq.update(target, c)
+            if i == 0 and first is not None:
+                commitment = F.mse_loss(first.float(), q.detach())  # the semantic layer is pulled to its codeword
             if i < n:
                 quantized = quantized + q
                 codes.append(c)
