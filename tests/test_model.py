@@ -141,6 +141,45 @@ def test_codebooks_initialised_from_data_once():
     assert bool(model.codebooks.initialized)
 
 
+def test_condition_dropout_hides_the_utterance_from_the_encoder_and_its_loss():
+    """A dropped utterance (cond_drop_prob) is encoded fully masked, as the TTS model's unconditional
+    input: nothing of its audio reaches the decoder's condition or L_enc; the other rows are untouched."""
+    cfg = small_model_config()
+    cfg.cond_drop_prob = 0.5
+    model = UniWav(cfg).eval()  # eval: no codebook statistics; dropout layers are 0 in this config
+    feats, lens = padded_batch([40, 40], 20)
+    mask = span_mask(lens, 40, 0.8, 4, torch.Generator().manual_seed(1))
+    assert mask[0].any() and not mask[0].all()
+    changed = feats.clone()
+    changed[0, ~mask[0]] += 1.0  # row 0's context frames (not its targets)
+
+    conds = []
+    model.backbone.decoder.register_forward_pre_hook(lambda module, args: conds.append(args[2]))  # (x_t, t, cond, padding)
+
+    def run(x, drop):
+        torch.manual_seed(0)  # the flow's noise and times
+        out = model(x, lens, mask, drop)
+        return out.enc_loss, conds[-1]
+
+    drop = torch.tensor([True, False])
+    (enc, cond), (enc_changed, cond_changed) = run(feats, drop), run(changed, drop)
+    torch.testing.assert_close(enc, enc_changed, rtol=0, atol=0)
+    torch.testing.assert_close(cond[0], cond_changed[0], rtol=0, atol=0)
+    keep = torch.tensor([False, False])
+    assert not torch.allclose(run(feats, keep)[1][0], run(changed, keep)[1][0])
+    torch.testing.assert_close(run(feats, keep)[1][1], cond[1], rtol=0, atol=0)
+    # L_enc of the batch with row 0 dropped is L_enc of row 1 alone
+    torch.manual_seed(0)
+    alone = model(feats[1:], lens[1:], mask[1:], torch.tensor([False]))
+    torch.testing.assert_close(enc, alone.enc_loss)
+    # without cond_drop_prob nothing is drawn: the same masks, the same losses, as before the option existed
+    model.cfg.cond_drop_prob = 0.0
+    assert model.train().draw_condition_drop(4, torch.device("cpu")) is None
+    model.cfg.cond_drop_prob = 0.9
+    torch.manual_seed(3)
+    assert all(not model.draw_condition_drop(2, torch.device("cpu")).all() for _ in range(50))  # one row keeps its condition
+
+
 def test_perplexity_detects_collapse():
     assert perplexity(torch.zeros(1, 100, dtype=torch.long), 16).item() == pytest.approx(1.0)
     assert perplexity(torch.arange(16).repeat(4)[None], 16).item() == pytest.approx(16.0, rel=1e-4)

@@ -63,7 +63,8 @@ def _calls(monkeypatch):
 
 
 def test_resume_is_exact(demo_data, tmp_path, monkeypatch):
-    overrides = SMALL_OVERRIDES + ["model.encoder.dropout=0.1", "trainer.sample_every=1000"]  # dropout: RNG must resume too
+    # dropout and condition dropout: their random draws must resume too
+    overrides = SMALL_OVERRIDES + ["model.encoder.dropout=0.1", "model.cond_drop_prob=0.5", "trainer.sample_every=1000"]
     seen = _calls(monkeypatch)
     pretrain(demo_data, tmp_path / "a", "tiny", overrides, max_steps=3, progress=False)
     assert seen == [0, 1, 2]

@@ -219,12 +219,17 @@ class ModelConfig(BackboneConfig):
 
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     decoder_loss_weight: float = 1.0  # lambda in L = L_enc + lambda * L_dec; 0 = DinoSR alone
+    # Fraction of utterances whose decoder condition is dropped (the encoder sees them fully masked,
+    # as the TTS model's unconditional input; they are left out of L_enc). 0 = the paper.
+    cond_drop_prob: float = 0.0
 
     def validate(self) -> None:
         super().validate()
         self.clustering.validate(self.encoder.layers)
         if self.decoder_loss_weight < 0:
             raise ConfigError("decoder_loss_weight must be >= 0")
+        if not 0.0 <= self.cond_drop_prob < 1.0:
+            raise ConfigError(f"cond_drop_prob={self.cond_drop_prob} must be in [0, 1)")
 
 
 @dataclass

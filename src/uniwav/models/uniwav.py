@@ -66,17 +66,35 @@ class UniWav(BackboneModel):
         e = self.cfg.encoder
         return span_mask(lengths, max_len, e.mask_prob, e.mask_span)
 
+    def draw_condition_drop(self, batch_size: int, device: torch.device) -> Optional[torch.Tensor]:
+        """[B] bool: the utterances whose decoder condition is dropped this update (``cond_drop_prob``,
+        from the global RNG on the host; at least one utterance keeps its condition), or None."""
+        if not self.training or self.cfg.cond_drop_prob == 0:
+            return None
+        drop = torch.rand(batch_size) < self.cfg.cond_drop_prob
+        drop[0] &= ~drop.all()
+        return drop.to(device)
+
     # ------------------------------------------------------------------ pre-training
 
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, mask: Optional[torch.Tensor] = None) -> PretrainOutput:
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                drop: Optional[torch.Tensor] = None) -> PretrainOutput:
         """One pre-training forward pass. feats [B, T, F] normalised log-mel, lengths [B] frames,
-        mask [B, T] (drawn from the global RNG when None). Accumulates codebook statistics;
-        call ``after_optimizer_step`` once per optimizer update."""
+        mask [B, T] (drawn from the global RNG when None), drop [B] bool: utterances whose decoder
+        condition is dropped (drawn per ``cond_drop_prob`` when None): the encoder sees them fully
+        masked and they are left out of L_enc. Accumulates codebook statistics; call
+        ``after_optimizer_step`` once per optimizer update."""
         B, T, _ = feats.shape
         padding_mask = lengths_to_padding_mask(lengths, T)
         if mask is None:
             mask = self.draw_mask(lengths, T)
         mask = mask & ~padding_mask
+        if drop is None:
+            drop = self.draw_condition_drop(B, feats.device)
+        enc_mask, predicted = mask, mask
+        if drop is not None:
+            enc_mask = torch.where(drop[:, None], ~padding_mask, mask)
+            predicted = mask & ~drop[:, None]
 
         targets_all = self.teacher_targets(feats, padding_mask)  # [K, B, T, D]
         tgt = targets_all[:, mask]  # [K, N, D]
@@ -86,11 +104,12 @@ class UniWav(BackboneModel):
         if self.training:
             self.codebooks.accumulate(tgt, idx)
 
-        out = self.backbone.encoder(feats, padding_mask, mask)
+        out = self.backbone.encoder(feats, padding_mask, enc_mask)
         K, V = self.codebooks.num_codebooks, self.codebooks.codebook_size
-        logits = self.heads(out.final[mask]).view(-1, K, V).transpose(0, 1).float()  # [K, N, V]
-        enc_loss = F.cross_entropy(logits.reshape(-1, V), idx.reshape(-1))
-        accuracy = (logits.argmax(-1) == idx).float().mean()
+        logits = self.heads(out.final[predicted]).view(-1, K, V).transpose(0, 1).float()  # [K, N', V]
+        wanted = idx if drop is None else idx[:, predicted[mask]]
+        enc_loss = F.cross_entropy(logits.reshape(-1, V), wanted.reshape(-1))
+        accuracy = (logits.argmax(-1) == wanted).float().mean()
 
         if self.cfg.decoder_loss_weight > 0:
             dec_loss = self.backbone.flow_loss(feats, self.backbone.mix(out.hidden), mask, padding_mask)
