@@ -9,6 +9,7 @@ from uniwav.models.ema import annealed_decay, ema_update
 from uniwav.models.encoder import span_mask
 from uniwav.models.flow import ot_path, solve_ode
 from uniwav.models.layers import lengths_to_padding_mask
+from uniwav.config import ConfigError
 from uniwav.models.uniwav import UniWav
 
 from conftest import small_model_config
@@ -279,6 +280,31 @@ def test_infill_keeps_context_and_is_seeded():
     c = model.infill(feats, mask, lens, nfe=4, seed=4)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert torch.equal(a[~mask], feats[~mask])
+
+
+def test_guided_infill_needs_condition_dropout_and_guides_against_the_fully_masked_input():
+    feats, lens = padded_batch([30, 30], 20)
+    mask = torch.zeros(2, 30, dtype=torch.bool)
+    mask[:, 10:20] = True
+    plain = UniWav(small_model_config()).eval()
+    with pytest.raises(ConfigError, match="without condition dropout"):
+        plain.infill(feats, mask, lens, nfe=2, guidance=2.0)
+    cfg = small_model_config()
+    cfg.cond_drop_prob = 0.1
+    model = UniWav(cfg).eval()
+    torch.nn.init.normal_(model.backbone.decoder.out_proj.weight)  # the zero-initialised head would hide the condition
+    unguided = model.infill(feats, mask, lens, nfe=2, seed=3)
+    assert torch.equal(model.infill(feats, mask, lens, nfe=2, seed=3, guidance=0.0), unguided)
+    guided = model.infill(feats, mask, lens, nfe=2, seed=3, guidance=1.0)
+    assert not torch.allclose(guided, unguided)
+    # v = v(z) + w (v(z) - v(z of the fully masked input)): with the same condition for both, guidance changes nothing
+    pad = lengths_to_padding_mask(lens, 30)
+    everything = torch.ones_like(mask)
+    z_none = model.backbone.represent(feats, pad, everything)
+    a = model.backbone.generate(z_none, padding_mask=pad, seed=3, context=feats, known=~everything, nfe=2)
+    b = model.backbone.generate(z_none, padding_mask=pad, uncond=z_none, seed=3, context=feats, known=~everything, nfe=2, guidance=1.0)
+    torch.testing.assert_close(a, b)
+    assert torch.equal(guided[~mask], feats[~mask])
 
 
 # ---------------------------------------------------------------- the joint objective

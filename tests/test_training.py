@@ -45,6 +45,8 @@ def test_cli_smoke_pretrain_export_and_tensorboard(demo_data, tmp_path, capsys):
 
     infill = json.loads((tmp_path / "infill.json").read_text())
     assert infill["masked_frames"] > 0 and infill["infill_l1"] > 0 and infill["mean_frame_l1"] > 0
+    assert main(["evaluate", "infill", "--model", str(run), "--data", str(demo_data), "--cfg", "2"]) == 2  # no condition dropout
+    assert "cannot be guided" in capsys.readouterr().err
     assert main(["export", str(run), "--out", str(tmp_path / "export")]) == 0
     model = UniWav.from_pretrained(tmp_path / "export")
     assert torch.equal(model.codebooks.codewords, UniWav.from_pretrained(run).codebooks.codewords)

@@ -204,7 +204,7 @@ class BackboneConfig:
         self.sampler.validate()
         if self.sampler.guidance and not self.supports_guidance:
             raise ConfigError(f"sampler.guidance={self.sampler.guidance}: this model was not trained with condition dropout; "
-                              "classifier-free guidance needs the text-to-speech model")
+                              "classifier-free guidance needs the text-to-speech model or a model pre-trained with cond_drop_prob > 0")
 
 
 def with_backbone_of(cfg: T, source: BackboneConfig) -> T:
@@ -230,6 +230,10 @@ class ModelConfig(BackboneConfig):
             raise ConfigError("decoder_loss_weight must be >= 0")
         if not 0.0 <= self.cond_drop_prob < 1.0:
             raise ConfigError(f"cond_drop_prob={self.cond_drop_prob} must be in [0, 1)")
+
+    @property
+    def supports_guidance(self) -> bool:  # dropped conditions taught the decoder an unconditional velocity
+        return self.cond_drop_prob > 0
 
 
 @dataclass

@@ -31,6 +31,7 @@ def add_arguments(p):
     f.add_argument("--nfe", type=positive_int, default=16, help="network evaluations of the ODE solver")
     f.add_argument("--method", default="midpoint", choices=["euler", "midpoint"],
                    help="ODE solver; --nfe 1 --method euler gives the decoder's conditional-mean estimate")
+    f.add_argument("--cfg", type=float, default=0.0, help="classifier-free guidance weight (a model pre-trained with model.cond_drop_prob > 0)")
     f.add_argument("--json", default=None, help="write the result here")
     r = sub.add_parser("resynth", help="speech tokens: resynthesis at each bitrate vs. the vocoded ground truth")
     r.add_argument("--model", required=True, help="tokenizer run or export")
@@ -111,15 +112,21 @@ def run_compare(args):
 
 
 def run_infill(args):
+    from uniwav.config import ConfigError
     from uniwav.data.manifests import load_cuts
     from uniwav.evaluation.infill import evaluate_infill
     from uniwav.models.uniwav import UniWav
     from uniwav.utils import atomic_write_text
 
-    result = evaluate_infill(UniWav.from_pretrained(args.model), load_cuts(args.data, args.split), nfe=args.nfe, method=args.method)
+    model = UniWav.from_pretrained(args.model)
+    if args.cfg and not model.cfg.supports_guidance:
+        raise ConfigError(f"--cfg {args.cfg}: {args.model} was pre-trained without condition dropout (model.cond_drop_prob=0), "
+                          "so it cannot be guided; use --cfg 0")
+    result = evaluate_infill(model, load_cuts(args.data, args.split), nfe=args.nfe, method=args.method, guidance=args.cfg)
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1))
-    print(f"{args.split}: masked-frame L1 {result['infill_l1']:.4f} (decoder, NFE {args.nfe} {args.method}) vs {result['mean_frame_l1']:.4f} "
+    print(f"{args.split}: masked-frame L1 {result['infill_l1']:.4f} (decoder, NFE {args.nfe} {args.method}, cfg {args.cfg:g}) "
+          f"vs {result['mean_frame_l1']:.4f} "
           f"(mean-frame baseline); {result['masked_frames']} masked frames in {result['n']} utterances")
 
 

@@ -25,11 +25,12 @@ def infill_metrics(model, feats: torch.Tensor, frames: torch.Tensor, mask: torch
 
 
 @torch.no_grad()
-def evaluate_infill(model, cuts, nfe: int = 16, seed: int = 0, batch_size: int = 8, method: str = "midpoint") -> dict:
+def evaluate_infill(model, cuts, nfe: int = 16, seed: int = 0, batch_size: int = 8, method: str = "midpoint", guidance: float = 0.0) -> dict:
     """Mask each utterance with the pre-training masking (seeded), regenerate the masked frames,
     and report the mean L1 on normalised log-mel over masked frames for the decoder and for the
     oracle mean frame of each utterance's masked frames (what a model that only knew the average
-    spectrum would get)."""
+    spectrum would get). ``guidance``: classifier-free guidance weight (models pre-trained with
+    condition dropout)."""
     from uniwav.data.batches import AudioBatches
     from lhotse import CutSet
 
@@ -41,11 +42,11 @@ def evaluate_infill(model, cuts, nfe: int = 16, seed: int = 0, batch_size: int =
         batch = AudioBatches()[(k, CutSet.from_cuts(cuts[k: k + batch_size]))]
         feats, frames = model.features(batch["audio"], batch["audio_lens"])
         mask = span_mask(frames, feats.shape[1], e.mask_prob, e.mask_span, gen)
-        m = infill_metrics(model, feats, frames, mask, seed=seed + k, nfe=nfe, method=method)
+        m = infill_metrics(model, feats, frames, mask, seed=seed + k, nfe=nfe, method=method, guidance=guidance)
         n = int(m["mask"].sum())
         totals["infill"] += m["infill_l1"] * n
         totals["mean"] += m["mean_frame_l1"] * n
         totals["frames"] += n
     f = max(1, totals["frames"])
     return {"infill_l1": totals["infill"] / f, "mean_frame_l1": totals["mean"] / f, "masked_frames": totals["frames"], "n": len(cuts),
-            "nfe": nfe, "method": method}
+            "nfe": nfe, "method": method, "guidance": guidance}

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uniwav.config import ModelConfig, SamplerConfig
+from uniwav.config import ConfigError, ModelConfig, SamplerConfig
 from uniwav.models.backbone import Backbone, BackboneModel
 from uniwav.models.ema import annealed_decay, ema_update
 from uniwav.models.encoder import span_mask
@@ -169,13 +169,21 @@ class UniWav(BackboneModel):
         """Regenerate the masked frames of normalised features feats [B, T, F] (mask [B, T], True =
         generate) from the encoder's view of the unmasked ones. Unmasked frames are returned as given.
         ``sampler`` (default: the model's ``cfg.sampler``), with any field replaced by ``sampling``
-        (nfe=, method=, sway=)."""
+        (nfe=, method=, sway=, guidance=). Guidance (against the condition of a fully masked input)
+        needs a model pre-trained with ``cond_drop_prob`` > 0."""
         B, T, _ = feats.shape
         lengths = torch.full((B,), T, device=feats.device) if lengths is None else lengths
         padding_mask = lengths_to_padding_mask(lengths, T)
         mask = mask & ~padding_mask
         z = self.backbone.represent(feats, padding_mask, mask)
-        x1 = self.backbone.generate(z, padding_mask=padding_mask, sampler=sampler, seed=seed, context=feats, known=~mask & ~padding_mask, **sampling)
+        uncond = None
+        if sampling.get("guidance", (sampler or self.cfg.sampler).guidance):
+            if not self.cfg.supports_guidance:
+                raise ConfigError("guidance: this model was pre-trained without condition dropout (model.cond_drop_prob=0), "
+                                  "so it has no unconditional velocity to guide against")
+            uncond = self.backbone.represent(feats, padding_mask, ~padding_mask)
+        x1 = self.backbone.generate(z, padding_mask=padding_mask, sampler=sampler, uncond=uncond, seed=seed, context=feats,
+                                    known=~mask & ~padding_mask, **sampling)
         return torch.where(mask[..., None], x1, feats)
 
     def num_parameters(self) -> dict:
