@@ -112,17 +112,13 @@ def run_compare(args):
 
 
 def run_infill(args):
-    from uniwav.config import ConfigError
     from uniwav.data.manifests import load_cuts
     from uniwav.evaluation.infill import evaluate_infill
     from uniwav.models.uniwav import UniWav
     from uniwav.utils import atomic_write_text
 
-    model = UniWav.from_pretrained(args.model)
-    if args.cfg and not model.cfg.supports_guidance:
-        raise ConfigError(f"--cfg {args.cfg}: {args.model} was pre-trained without condition dropout (model.cond_drop_prob=0), "
-                          "so it cannot be guided; use --cfg 0")
-    result = evaluate_infill(model, load_cuts(args.data, args.split), nfe=args.nfe, method=args.method, guidance=args.cfg)
+    result = evaluate_infill(UniWav.from_pretrained(args.model), load_cuts(args.data, args.split), nfe=args.nfe, method=args.method,
+                             guidance=args.cfg)
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1))
     print(f"{args.split}: masked-frame L1 {result['infill_l1']:.4f} (decoder, NFE {args.nfe} {args.method}, cfg {args.cfg:g}) "

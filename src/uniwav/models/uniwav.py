@@ -4,6 +4,7 @@ decoder conditioned on a learned mix of the student's layers. Plain ``torch.nn``
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 from collections.abc import Sequence
@@ -175,15 +176,16 @@ class UniWav(BackboneModel):
         lengths = torch.full((B,), T, device=feats.device) if lengths is None else lengths
         padding_mask = lengths_to_padding_mask(lengths, T)
         mask = mask & ~padding_mask
-        z = self.backbone.represent(feats, padding_mask, mask)
+        sampler = dataclasses.replace(sampler or self.cfg.sampler, **sampling)
         uncond = None
-        if sampling.get("guidance", (sampler or self.cfg.sampler).guidance):
+        if sampler.guidance:
             if not self.cfg.supports_guidance:
-                raise ConfigError("guidance: this model was pre-trained without condition dropout (model.cond_drop_prob=0), "
-                                  "so it has no unconditional velocity to guide against")
+                raise ConfigError(f"guidance {sampler.guidance:g}: this model was pre-trained without condition dropout "
+                                  "(model.cond_drop_prob=0), so it cannot be guided")
             uncond = self.backbone.represent(feats, padding_mask, ~padding_mask)
+        z = self.backbone.represent(feats, padding_mask, mask)
         x1 = self.backbone.generate(z, padding_mask=padding_mask, sampler=sampler, uncond=uncond, seed=seed, context=feats,
-                                    known=~mask & ~padding_mask, **sampling)
+                                    known=~mask & ~padding_mask)
         return torch.where(mask[..., None], x1, feats)
 
     def num_parameters(self) -> dict:
