@@ -2,7 +2,8 @@
 
 Equality: the multi-tensor EMA and the fused AdamW against the per-parameter loops they replaced
 (within float rounding: lerp and a fused kernel round differently), the batched reflection padding
-of the features against per-row ``F.pad`` (bit-exact). Exact resume with these paths is
+of the features against per-row ``F.pad`` (bit-exact), bf16 attention on a CPU against
+``F.scaled_dot_product_attention`` in float32 (within bf16 rounding), and a whole bf16 training loss. Exact resume with these paths is
 tests/test_training.py's. Speed itself is ``uniwav bench``'s, never a threshold here.
 """
 
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from uniwav.config import FeatureConfig, OptimConfig
 from uniwav.features.mel import LogMel
 from uniwav.models.ema import ema_update
+from uniwav.models.layers import attention
 from uniwav.models.uniwav import UniWav
 from uniwav.training.schedule import adamw_warmup_cosine
 
@@ -98,3 +100,63 @@ def test_loop_overhead_is_measured_on_the_same_batches(demo_data, tmp_path):
     assert row["updates"] == 3 and row["bare_update_seconds"] > 0 and row["real_update_seconds"] > 0
     assert row["ratio"] == pytest.approx(row["real_update_seconds"] / row["bare_update_seconds"])
     assert not any(tmp_path.iterdir())  # its runs are removed
+
+
+def _qkv_and_mask(B=3, H=2, T=37, d=16):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(B, H, T, d) for _ in range(3))
+    mask = torch.ones(B, 1, 1, T, dtype=torch.bool)
+    mask[1, ..., 30:] = False  # row 1 has 7 padded frames, row 2 one
+    mask[2, ..., -1:] = False
+    return q, k, v, mask
+
+
+def test_bf16_cpu_attention_follows_float32_sdpa():
+    q, k, v, mask = _qkv_and_mask()
+    grad = torch.randn(q.shape)
+    ref_in = [t.clone().requires_grad_(True) for t in (q, k, v)]
+    ref = F.scaled_dot_product_attention(*ref_in, attn_mask=mask)
+    ref.backward(grad)
+    ours_in = [t.bfloat16().requires_grad_(True) for t in (q, k, v)]
+    ours = attention(*ours_in, mask)
+    assert ours.dtype == torch.bfloat16
+    ours.float().backward(grad)
+    # bf16 keeps 8 bits of mantissa: the inputs' rounding alone moves outputs by ~1e-2
+    torch.testing.assert_close(ours.float(), ref, rtol=0, atol=3e-2)
+    for a, b, name in zip(ours_in, ref_in, "qkv"):
+        torch.testing.assert_close(a.grad.float(), b.grad, rtol=0, atol=6e-2, msg=name)
+
+
+def test_bf16_cpu_attention_ignores_masked_keys():
+    q, k, v, mask = (t.bfloat16() if t.dtype != torch.bool else t for t in _qkv_and_mask())
+    out = attention(q, k, v, mask)
+    k2, v2 = k.clone(), v.clone()
+    k2[1, :, 30:] = 1e3  # what stands at padded frames cannot leak into any output
+    v2[1, :, 30:] = -1e3
+    assert torch.equal(attention(q, k2, v2, mask), out)
+    assert torch.isfinite(out).all()
+
+
+def test_bf16_cpu_attention_dropout_is_unbiased():
+    q, k, v, mask = (t.bfloat16() if t.dtype != torch.bool else t for t in _qkv_and_mask(T=8, d=8))
+    clean = attention(q, k, v, mask).float()
+    torch.manual_seed(1)
+    draws = torch.stack([attention(q, k, v, mask, dropout_p=0.3).float() for _ in range(400)])
+    assert not torch.allclose(draws[0], clean, atol=1e-2)  # weights were dropped
+    torch.testing.assert_close(draws.mean(0), clean, rtol=0, atol=0.1)  # kept ones rescaled by 1/(1-p)
+
+
+def test_bf16_training_loss_follows_float32():
+    """A whole pre-training forward under bf16 autocast (the CPU attention path) against float32."""
+    torch.manual_seed(0)
+    cfg = small_model_config()
+    model = UniWav(cfg).train()
+    feats, lengths = torch.randn(2, 60, cfg.features.n_mels), torch.tensor([60, 41])
+    mask = torch.zeros(2, 60, dtype=torch.bool)
+    mask[:, 10:25] = True
+    torch.manual_seed(1)
+    full = model(feats, lengths, mask).loss
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = model(feats, lengths, mask).loss
+    torch.testing.assert_close(half.float(), full, rtol=5e-3, atol=0)  # 4e-4 apart here

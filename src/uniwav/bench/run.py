@@ -6,6 +6,8 @@
   transformers' HubertEncoderStableLayerNorm of the same shape and dropouts (SDPA attention on both),
   same input, same precision. > 1 = ours faster. speedup_bound: the most any implementation of the
   same math could gain (HuBERT's time over the analytic FLOPs at the measured matmul rate).
+- attention.bf16.speedup (where training runs in bf16): one self-attention's forward+backward, our
+  ``models.layers.attention`` against ``F.scaled_dot_product_attention``, same inputs. > 1 = ours faster.
 - features.x_realtime_per_core: loading + our log-mel, seconds of audio per second on one thread,
   and the same for lhotse's Fbank (the reference).
 - inference.*.rtf: processing time / audio duration (< 1 = faster than real time) for transcription,
@@ -170,6 +172,29 @@ def encoder_vs_hubert(preset: str, device: str, batch: int, seconds: float, repe
     result["params_ours"] = sum(p.numel() for p in ours.parameters())
     result["params_hubert"] = sum(p.numel() for p in hubert.parameters())
     return result
+
+
+def attention_paths(preset: str, device: str, batch: int, seconds: float, repeats: int) -> dict:
+    """Forward+backward of one self-attention (the preset's heads and width, a padding mask as training
+    passes one) in bf16: our ``attention`` against ``F.scaled_dot_product_attention`` on the same
+    inputs. ``speedup`` > 1 = ours faster; on a GPU both are the same fused kernel."""
+    import torch.nn.functional as F
+
+    from uniwav.models.layers import attention
+
+    e = preset_model(preset).encoder
+    T = int(seconds * 50)
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(batch, e.heads, T, e.dim // e.heads, device=device, dtype=torch.bfloat16, requires_grad=True)
+               for _ in range(3))
+    mask = torch.ones(batch, 1, 1, T, dtype=torch.bool, device=device)
+
+    def fwd_bwd(fn):
+        return lambda: fn(q, k, v, mask).float().pow(2).mean().backward()
+
+    sdpa = timed(fwd_bwd(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m)), repeats, device=device)
+    ours = timed(fwd_bwd(attention), repeats, device=device)
+    return {"shape": f"{batch}x{e.heads}x{T}x{e.dim // e.heads}", "sdpa_ms": sdpa * 1e3, "ours_ms": ours * 1e3, "speedup": sdpa / ours}
 
 
 def features(files: list, repeats: int = 1) -> dict:
@@ -384,6 +409,8 @@ def run_all(quick: bool, device: str, files: list, compile: bool = True, on_row=
         result[f"memory.{p}"] = memory(p, device, batch, secs)
     for p in presets:
         result[f"encoder_vs_hubert.{p}"] = hubert_row(p, device, repeats, compile=compile, bf16=bf16)
+    if bf16:
+        result["attention.bf16"] = attention_paths("tiny", device, *train_shape("tiny", device), 10 if quick else 20)
     if files:
         result["features"] = features(files)
     result["inference"] = inference(device, 8.0, [4, 8, 16, 32], 1 if quick else 3)
