@@ -160,3 +160,14 @@ def test_bf16_training_loss_follows_float32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         half = model(feats, lengths, mask).loss
     torch.testing.assert_close(half.float(), full, rtol=5e-3, atol=0)  # 4e-4 apart here
+
+
+def test_bf16_cpu_attention_falls_back_to_sdpa_past_its_memory_budget(monkeypatch):
+    import uniwav.models.layers as layers
+
+    q, k, v, mask = (t.bfloat16() if t.dtype != torch.bool else t for t in _qkv_and_mask())
+    eager = attention(q, k, v, mask)
+    monkeypatch.setattr(layers, "MAX_EAGER_SCORES", q.shape[0] * q.shape[1] * q.shape[2] ** 2 - 1)
+    flash = attention(q, k, v, mask)
+    assert torch.equal(flash, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    assert not torch.equal(flash, eager)  # the two paths round differently: the switch is observable

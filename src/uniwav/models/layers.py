@@ -71,18 +71,25 @@ class ConvPositionalEmbedding(nn.Module):
         return x + y
 
 
+# The bf16 CPU path keeps [B, H, T, T] scores for the backward (6 bytes per score); past this many
+# per call (a 40 s batch of `tiny` needs 16M) the flash kernel's O(T) memory is worth its time.
+MAX_EAGER_SCORES = 2**25
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: Optional[torch.Tensor] = None,
               dropout_p: float = 0.0) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v: q, k, v [B, H, T, d]; attn_mask bool, broadcast to [B, H, T, T], True = attend.
 
     ``F.scaled_dot_product_attention`` (its fused kernels) everywhere except bf16 on a CPU, where its
     flash kernel runs at a quarter of the bf16 matmul rate: there the scores and the weighted sum are
-    two bf16 matmuls around a float32 softmax (transformers' "eager" attention), 1.4-4x faster for a
-    forward and backward at the shapes we train (docs/results.md, `uniwav bench` row `attention`)."""
-    if q.dtype != torch.bfloat16 or q.device.type != "cpu":
+    two bf16 matmuls around a float32 softmax (transformers' "eager" attention), up to
+    ``MAX_EAGER_SCORES`` scores per call: a whole update 1.13-1.16x faster (docs/results.md; `uniwav
+    bench` row ``attention.bf16`` times one attention)."""
+    B, H, T, _ = q.shape
+    if q.dtype != torch.bfloat16 or q.device.type != "cpu" or B * H * T * k.shape[2] > MAX_EAGER_SCORES:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
     scores = ((q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)).float()
-    if attn_mask is not None:  # an additive bias: 10% faster per update than masked_fill (a copy of the scores)
+    if attn_mask is not None:  # an additive bias: 7% faster per update than masked_fill (a copy)
         scores.add_(torch.zeros(attn_mask.shape, dtype=scores.dtype).masked_fill_(~attn_mask, float("-inf")))
     weights = torch.softmax(scores, dim=-1)
     if dropout_p > 0:
