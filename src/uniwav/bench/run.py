@@ -123,7 +123,8 @@ def encoder_vs_hubert(preset: str, device: str, batch: int, seconds: float, repe
     from uniwav.bench.flops import context_flops
     from uniwav.models.encoder import ContextNetwork
 
-    e = preset_model(preset).encoder
+    cfg = preset_model(preset)
+    e = cfg.encoder
     torch.manual_seed(0)
     ours = ContextNetwork(e).to(device).train()
     hub_cfg = HubertConfig(hidden_size=e.dim, num_hidden_layers=e.layers, num_attention_heads=e.heads, intermediate_size=e.ffn_dim,
@@ -132,7 +133,7 @@ def encoder_vs_hubert(preset: str, device: str, batch: int, seconds: float, repe
                            layerdrop=e.layer_drop, do_stable_layer_norm=e.norm_first, hidden_act="gelu")
     hub_cfg._attn_implementation = "sdpa"
     hubert = (HubertEncoderStableLayerNorm if e.norm_first else HubertEncoder)(hub_cfg).to(device).train()  # pre-LN / post-LN
-    T = int(seconds * 50)
+    T = int(seconds * cfg.features.frame_rate)
     x = torch.randn(batch, T, e.dim, device=device)
 
     def fwd_bwd(module, final, bf16=False):
@@ -182,8 +183,8 @@ def attention_paths(preset: str, device: str, batch: int, seconds: float, repeat
 
     from uniwav.models.layers import attention
 
-    e = preset_model(preset).encoder
-    T = int(seconds * 50)
+    cfg = preset_model(preset)
+    e, T = cfg.encoder, int(seconds * cfg.features.frame_rate)
     torch.manual_seed(0)
     q, k, v = (torch.randn(batch, e.heads, T, e.dim // e.heads, device=device, dtype=torch.bfloat16, requires_grad=True)
                for _ in range(3))
