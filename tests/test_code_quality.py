@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "uniwav"
 
-# Lower layers never import higher ones (README, "Layout"); a module may import its own layer.
+# Lower layers never import higher ones (docs/LAYOUT.md); a module may import its own layer.
 LAYERS = ["utils", "checkpoint", "config", "features", "data", "models", "inference", "evaluation", "training", "bench", "app", "recipes",
           "cli"]
 
